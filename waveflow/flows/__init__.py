@@ -1,0 +1,7 @@
+"""Invertible building blocks. Each has ``forward(x, cond) -> (y, logdet)`` and ``inverse(y, cond) -> x``."""
+
+from .coupling import AffineCoupling
+from .invconv import InvConv1x1
+from .wavenet import WN, apply_weight_norm, remove_weight_norm
+
+__all__ = ["AffineCoupling", "InvConv1x1", "WN", "apply_weight_norm", "remove_weight_norm"]

@@ -1,0 +1,65 @@
+"""Mel-spectrogram files: writing ``.npy``/``.pt`` in Tacotron2's ``(n_mels, frames)`` layout, and the
+``waveflow mel`` folder job (audio files -> mel files, mirrored tree)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+
+from .audio import AUDIO_EXTENSIONS, AudioError, atomic_path, load_audio
+from .batch import Summary, check_output_dir, discover, run_per_file
+from .mel import MelConfig, MelSpectrogram
+
+MEL_EXTENSIONS = (".npy", ".pt")
+
+
+def save_mel(path: str | Path, mel: torch.Tensor | np.ndarray) -> None:
+    """Write a ``(n_mels, frames)`` float32 mel atomically as ``.npy`` or ``.pt`` (by extension)."""
+    path = Path(path)
+    if isinstance(mel, np.ndarray):
+        mel = torch.from_numpy(mel)
+    mel = mel.detach().to("cpu", torch.float32).contiguous()
+    with atomic_path(path) as tmp:
+        if path.suffix == ".npy":
+            with open(tmp, "wb") as f:
+                np.save(f, mel.numpy())
+        elif path.suffix == ".pt":
+            torch.save(mel.clone(), tmp)
+        else:
+            raise ValueError(f"{path}: mel files must end in .npy or .pt")
+
+
+def extract_mels(
+    inputs: Iterable[str | Path],
+    out_dir: str | Path,
+    config: MelConfig,
+    fmt: str = "npy",
+    overwrite: bool = False,
+    device: str = "cpu",
+    progress: bool = True,
+) -> Summary:
+    """Audio files/folders/globs -> log-mel files in ``out_dir`` with the input tree mirrored.
+
+    Each file is mixed down to mono and resampled to ``config.sample_rate`` if needed. Bad files are
+    reported in the returned summary and do not stop the others.
+    """
+    inputs = list(inputs)
+    out_dir = Path(out_dir)
+    check_output_dir(out_dir, inputs)
+    items = discover(inputs, AUDIO_EXTENSIONS)
+    mel_fn = MelSpectrogram(config).to(device)
+    min_samples = config.n_fft // 2 + 1
+
+    def process(src: Path, dst: Path) -> float:
+        audio, _ = load_audio(src, sample_rate=config.sample_rate)
+        if audio.shape[0] < min_samples:
+            raise AudioError(src, f"too short: {audio.shape[0]} samples, a mel needs at least {min_samples}")
+        with torch.inference_mode():
+            mel = mel_fn(torch.from_numpy(audio).to(device))
+        save_mel(dst, mel)
+        return audio.shape[0] / config.sample_rate
+
+    return run_per_file(items, out_dir, f".{fmt}", process, overwrite, desc="mel", progress=progress)

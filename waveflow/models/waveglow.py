@@ -162,12 +162,14 @@ class WaveGlow(nn.Module):
         return audio.reshape(audio.shape[0], -1, g).transpose(1, 2)
 
     # ------------------------------------------------------------------ flow
-    def flow(self, audio: torch.Tensor, mel: torch.Tensor):
+    def flow(self, audio: torch.Tensor, mel: torch.Tensor, steps: list | None = None):
         """Audio to latent with the log-determinant parts.
 
         Args:
             audio: ``(B, T)`` in [-1, 1], ``T`` a multiple of ``n_group``.
             mel: ``(B, n_mels, F)`` with ``(F + 3) * hop >= T`` (``F = T // hop + 1`` from MelSpectrogram).
+            steps: if a list is given, one ``(log_s (B,), logdet_w (B,))`` pair per flow step is appended
+                to it (to show what each step contributes).
 
         Returns:
             ``(z (B, n_group, T // n_group), log_s (B,), logdet_w (B,))``: the sums of coupling log-scales
@@ -185,6 +187,8 @@ class WaveGlow(nn.Module):
             x, ld_s = step.coupling(x, cond)
             logdet_w = logdet_w + ld_w
             log_s = log_s + ld_s
+            if steps is not None:
+                steps.append((ld_s, ld_w))
         return torch.cat([*early, x], 1), log_s, logdet_w
 
     def forward(self, audio: torch.Tensor, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

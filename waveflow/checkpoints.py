@@ -11,6 +11,8 @@ PyTorch release implements parametrisations, so files outlive PyTorch upgrades.
 Foreign checkpoints are read with torch's weights-only unpickler plus stand-ins for the few class paths
 WaveGlow checkpoints contain (``glow.WaveGlow``, ``torch.nn.modules.conv.Conv1d``, ...). A stand-in only
 records the pickled state; nothing from the file is executed, and any other class or function is refused.
+Legacy-format (pre-1.6, non-zip) files, which torch's weights-only unpickler cannot read when they hold pickled
+modules, go through an equivalent allow-listing ``pickle.Unpickler`` (:func:`waveflow.nvidia.load_legacy`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import datetime
 import pickle
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,9 +194,11 @@ def load_model(path: str | Path, weight_norm: bool = True) -> WaveGlow:
 
 
 def _safe_torch_load(path: Path) -> Any:
-    from .nvidia import allowed_globals
+    from .nvidia import allowed_globals, load_legacy
 
     try:
+        if not zipfile.is_zipfile(path):
+            return load_legacy(path)  # pre-1.6 format: NVIDIA's published files
         with torch.serialization.safe_globals(allowed_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -206,8 +211,9 @@ def _safe_torch_load(path: Path) -> Any:
                 "waveflow's allow-list of WaveGlow checkpoint classes (loading it could run arbitrary code)",
             ) from None
         raise CheckpointError(path, f"not a readable PyTorch checkpoint ({_first_line(message)})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, UnicodeDecodeError, KeyError, AttributeError) as e:
-        raise CheckpointError(path, f"not a readable PyTorch checkpoint ({_first_line(str(e))})") from None
+    except Exception as e:  # noqa: BLE001 - a corrupt file fails anywhere in the unpickler (IndexError, ...)
+        reason = _first_line(str(e)) if str(e).strip() else type(e).__name__
+        raise CheckpointError(path, f"not a readable PyTorch checkpoint ({reason})") from None
 
 
 def _first_line(text: str) -> str:

@@ -14,8 +14,11 @@ The config is inferred from tensor shapes; the file's own ``config`` entry is no
 
 from __future__ import annotations
 
+import _compat_pickle
+import pickle
 import re
-from collections import defaultdict
+import warnings
+from collections import OrderedDict, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +61,63 @@ _STANDINS = {
 }
 
 
-def allowed_globals() -> list[tuple[type, str]]:
-    """``(stand-in class, class path)`` pairs for ``torch.serialization.safe_globals``."""
-    return [(cls, path) for path, cls in _STANDINS.items()]
+def _no_backend() -> None:
+    """Stands in for ``torch.nn.backends.thnn._get_thnn_function_backend``: PyTorch <= 1.4 pickled a call to
+    it in every module's ``_backend`` attribute, so NVIDIA's published checkpoints contain it."""
+
+
+_FUNCTIONS = {"torch.nn.backends.thnn._get_thnn_function_backend": _no_backend}
+
+
+def allowed_globals() -> list[tuple[Any, str]]:
+    """``(stand-in, class path)`` pairs for ``torch.serialization.safe_globals``."""
+    return [(cls, path) for path, cls in _STANDINS.items()] + [(fn, path) for path, fn in _FUNCTIONS.items()]
+
+
+# ------------------------------------------------------------------------------------------ legacy format
+def _legacy_globals() -> dict[str, Any]:
+    """Everything a legacy-format WaveGlow file may name: tensor rebuilders, containers, the stand-ins."""
+    utils = torch._utils
+    names = ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter", "_rebuild_parameter_with_state")
+    allowed: dict[str, Any] = {f"torch._utils.{n}": getattr(utils, n) for n in names if hasattr(utils, n)}
+    allowed.update({"collections.OrderedDict": OrderedDict, "builtins.set": set, "torch.Size": torch.Size})
+    allowed.update({path: obj for obj, path in allowed_globals()})
+    return allowed
+
+
+class _AllowListUnpickler(pickle.Unpickler):
+    """Resolves only the globals of :func:`_legacy_globals`; anything else is refused before it exists.
+
+    PyTorch's legacy (pre-1.6) format records the class of every pickled ``nn.Module`` as a persistent id,
+    which torch's weights-only unpickler refuses outright, so NVIDIA's published (legacy) files need this.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        # Protocol-2 pickles use Python 2 names (``__builtin__.set``); map them as pickle itself would.
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        found = _legacy_globals().get(f"{module}.{name}")
+        if found is None:
+            raise pickle.UnpicklingError(f"Unsupported global: GLOBAL {module}.{name} is not allow-listed")
+        return found
+
+
+class _AllowListPickle:
+    """A ``pickle_module`` for ``torch.load`` whose unpickler is :class:`_AllowListUnpickler`."""
+
+    Unpickler = _AllowListUnpickler
+
+    @staticmethod
+    def load(file, **kwargs) -> Any:
+        return _AllowListUnpickler(file, **kwargs).load()
+
+
+def load_legacy(path: str | Path) -> Any:
+    """Read a legacy-format (non-zip) PyTorch file with the allow-listing unpickler, on the CPU."""
+    with warnings.catch_warnings():
+        # torch compares each pickled module's saved source with the stand-in's and warns; irrelevant here.
+        warnings.simplefilter("ignore")
+        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_AllowListPickle)
 
 
 def _error(path, reason):
@@ -142,7 +199,9 @@ def _fuse_layers(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def _infer_config(sd: dict[str, torch.Tensor], stride: int | None, path) -> WaveGlowConfig:
+def _infer_config(
+    sd: dict[str, torch.Tensor], stride: int | None, path, alternate_halves: bool = False
+) -> WaveGlowConfig:
     try:
         up = sd["upsample.weight"]
         n_mels, kernel = up.shape[0], up.shape[2]
@@ -175,6 +234,7 @@ def _infer_config(sd: dict[str, torch.Tensor], stride: int | None, path) -> Wave
             kernel_size=kernel_size,
             hop_length=hop,
             coupling="affine" if n_out == 2 * n_half else "additive",
+            alternate_halves=alternate_halves,
         )
     except ConfigError as e:
         raise _error(path, f"unsupported WaveGlow shape: {e}") from None
@@ -222,5 +282,6 @@ def convert_foreign(payload: Any, path: str | Path) -> tuple[dict[str, torch.Ten
     if not any(k.startswith("WN.") for k in sd):
         raise _error(path, "no WaveGlow weights found (expected keys like 'WN.0.start.weight_g')")
     sd = _fuse_layers(_fold_weight_norm(sd))
-    cfg = _infer_config(sd, stride, path)
+    # glow_old.py's couplings alternate halves (odd flows transform the first half); later layouts do not.
+    cfg = _infer_config(sd, stride, path, alternate_halves="glow_old" in origin)
     return _to_waveflow_names(sd), cfg, origin

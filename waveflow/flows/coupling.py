@@ -19,6 +19,8 @@ class AffineCoupling(nn.Module):
         n_cond_channels: conditioning channels.
         n_layers, n_wn_channels, kernel_size: WN shape.
         additive: NICE-style coupling (volume preserving).
+        swap_halves: condition on the SECOND half and transform the first (NVIDIA's ``glow_old`` models
+            do this in every odd-numbered flow).
     """
 
     def __init__(
@@ -29,14 +31,24 @@ class AffineCoupling(nn.Module):
         n_wn_channels: int,
         kernel_size: int,
         additive: bool = False,
+        swap_halves: bool = False,
     ):
         super().__init__()
         if n_channels % 2:
             raise ValueError(f"coupling needs an even number of channels, got {n_channels}")
         self.n_half = n_channels // 2
         self.additive = additive
+        self.swap_halves = swap_halves
         n_out = self.n_half if additive else 2 * self.n_half
         self.wn = WN(self.n_half, n_cond_channels, n_out, n_layers, n_wn_channels, kernel_size)
+
+    def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(conditioning half, transformed half)``."""
+        first, second = x[:, : self.n_half], x[:, self.n_half :]
+        return (second, first) if self.swap_halves else (first, second)
+
+    def _join(self, x_a: torch.Tensor, x_b: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x_b, x_a] if self.swap_halves else [x_a, x_b], 1)
 
     def _shift_log_scale(self, x_a: torch.Tensor, cond: torch.Tensor, projected: bool):
         out = self.wn(x_a, cond, cond_is_projected=projected)
@@ -49,16 +61,17 @@ class AffineCoupling(nn.Module):
         self, x: torch.Tensor, cond: torch.Tensor, cond_is_projected: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, C, T) -> (y (B, C, T), log_s_sum (B,))``."""
-        x_a, x_b = x[:, : self.n_half], x[:, self.n_half :]
+        x_a, x_b = self._split(x)
         b, log_s = self._shift_log_scale(x_a, cond, cond_is_projected)
         if log_s is None:
-            return torch.cat([x_a, x_b + b], 1), x.new_zeros(x.shape[0])
+            return self._join(x_a, x_b + b), x.new_zeros(x.shape[0])
         y_b = torch.exp(log_s) * x_b + b
-        return torch.cat([x_a, y_b], 1), log_s.flatten(1).sum(1)
+        # Summed in float32 at least: under fp16 autocast a sum over a whole segment overflows (|sum| > 65504).
+        return self._join(x_a, y_b), log_s.flatten(1).sum(1, dtype=torch.promote_types(log_s.dtype, torch.float32))
 
     def inverse(self, y: torch.Tensor, cond: torch.Tensor, cond_is_projected: bool = False) -> torch.Tensor:
         """``(B, C, T) -> (B, C, T)``: ``x_b = (y_b - b) * exp(-log_s)``."""
-        y_a, y_b = y[:, : self.n_half], y[:, self.n_half :]
+        y_a, y_b = self._split(y)
         b, log_s = self._shift_log_scale(y_a, cond, cond_is_projected)
         x_b = y_b - b if log_s is None else (y_b - b) * torch.exp(-log_s)
-        return torch.cat([y_a, x_b], 1)
+        return self._join(y_a, x_b)

@@ -14,6 +14,15 @@ def random_rotation(channels: int, generator: torch.Generator | None = None) -> 
     return q.float()
 
 
+def _version(t: torch.Tensor) -> int:
+    """In-place modification counter; inference tensors have none (they cannot be modified outside
+    ``torch.inference_mode``), so their cache key relies on the storage pointer alone."""
+    try:
+        return t._version
+    except RuntimeError:
+        return -1
+
+
 class InvConv1x1(nn.Module):
     """Invertible 1x1 convolution over the channels of ``(B, C, T)``.
 
@@ -33,12 +42,12 @@ class InvConv1x1(nn.Module):
         y = torch.einsum("ij,bjt->bit", w, x)
         # slogdet in float32 at least: fp16/bf16 determinants of 8x8 rotations are too coarse.
         logabsdet = torch.linalg.slogdet(self.weight.float() if self.weight.dtype != torch.float64 else self.weight)[1]
-        logdet = (x.shape[-1] * logabsdet).to(x.dtype).expand(x.shape[0])
+        logdet = (x.shape[-1] * logabsdet).to(torch.promote_types(x.dtype, torch.float32)).expand(x.shape[0])
         return y, logdet
 
     def inverse_weight(self, dtype: torch.dtype) -> torch.Tensor:
         """``W^-1`` computed in float64, cast to ``dtype``, cached until the weight changes."""
-        key = (self.weight._version, self.weight.data_ptr(), self.weight.device, dtype)
+        key = (_version(self.weight), self.weight.data_ptr(), self.weight.device, dtype)
         if self._inverse_cache is None or self._inverse_cache[0] != key or torch.is_grad_enabled():
             inv = torch.linalg.inv(self.weight.double()).to(dtype)
             if torch.is_grad_enabled():

@@ -36,6 +36,8 @@ class WaveGlowConfig:
         kernel_size: kernel of the dilated convs (odd).
         hop_length: samples per mel frame; the upsampler is ``ConvTranspose1d(n_mels, n_mels, 4*hop, hop)``.
         coupling: ``affine`` (WaveGlow) or ``additive`` (NICE, volume preserving).
+        alternate_halves: odd-numbered flows condition on the SECOND half and transform the first, as
+            NVIDIA's early ``glow_old`` models do (set when such a checkpoint is imported).
     """
 
     n_mels: int = 80
@@ -48,6 +50,7 @@ class WaveGlowConfig:
     kernel_size: int = 3
     hop_length: int = 256
     coupling: Literal["affine", "additive"] = "affine"
+    alternate_halves: bool = False
 
     def __post_init__(self) -> None:
         for name in ("n_mels", "n_flows", "n_group", "n_early_every", "n_layers", "n_channels", "hop_length"):
@@ -64,7 +67,8 @@ class WaveGlowConfig:
         require(
             remaining >= 2,
             f"early outputs leave {remaining} channels for the last flow; need >= 2 "
-            f"(n_group={self.n_group}, n_flows={self.n_flows}, every={self.n_early_every}, size={self.n_early_size})",
+            f"(model.n_group={self.n_group}, n_flows={self.n_flows}, n_early_every={self.n_early_every}, "
+            f"n_early_size={self.n_early_size})",
         )
 
     def flow_channels(self) -> list[int]:
@@ -102,9 +106,9 @@ class NLLOutput(NamedTuple):
 
 
 class FlowStep(nn.Module):
-    """One flow step: invertible 1x1 conv, then affine coupling."""
+    """One flow step: invertible 1x1 conv, then affine coupling (step ``k`` of the flow)."""
 
-    def __init__(self, channels: int, config: WaveGlowConfig):
+    def __init__(self, channels: int, config: WaveGlowConfig, k: int = 0):
         super().__init__()
         self.invconv = InvConv1x1(channels)
         self.coupling = AffineCoupling(
@@ -114,6 +118,7 @@ class FlowStep(nn.Module):
             config.n_channels,
             config.kernel_size,
             additive=config.coupling == "additive",
+            swap_halves=config.alternate_halves and k % 2 == 1,
         )
 
 
@@ -124,7 +129,7 @@ class WaveGlow(nn.Module):
         super().__init__()
         self.config = cfg = config or WaveGlowConfig()
         self.upsample = nn.ConvTranspose1d(cfg.n_mels, cfg.n_mels, 4 * cfg.hop_length, stride=cfg.hop_length)
-        self.flows = nn.ModuleList(FlowStep(c, cfg) for c in cfg.flow_channels())
+        self.flows = nn.ModuleList(FlowStep(c, cfg, k) for k, c in enumerate(cfg.flow_channels()))
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -238,10 +243,12 @@ class WaveGlow(nn.Module):
         """
         z, log_s, logdet_w = self.flow(audio, mel)
         D = audio.shape[1]
-        zf = z.float()
+        # Half precision sums in float32; float64 stays float64 (an exact NLL for exact tests).
+        work = torch.promote_types(z.dtype, torch.float32)
+        zf = z.to(work)
         z_term = 0.5 * zf.pow(2).flatten(1).sum(1) / (sigma * sigma) / D
-        s_term = -log_s.float() / D
-        w_term = -logdet_w.float() / D
+        s_term = -log_s.to(work) / D
+        w_term = -logdet_w.to(work) / D
         const = math.log(sigma) + 0.5 * math.log(2 * math.pi)
         per_item = z_term + s_term + w_term + const
         return NLLOutput(

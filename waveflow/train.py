@@ -1,0 +1,464 @@
+"""Accelerate trainer: ``waveflow train --config FILE [key=value ...]``, the same under ``accelerate launch``.
+
+Run folder::
+
+    run_dir/config.yaml            resolved config (what actually ran)
+    run_dir/split/{train,val,test}.txt   the hash split (id|path)
+    run_dir/train.log, metrics.jsonl     log and one JSON line of scalars per logged step
+    run_dir/logs/                  TensorBoard (Accelerate's tracker)
+    run_dir/checkpoints/step_NNNNNN/     Accelerate state (model, optimizer, scheduler, scaler, RNG, EMA)
+                                         + trainer_state.json (step, data position) + model.pt (exported)
+    run_dir/model.pt               the latest exported model (own format, for inference)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, gather_object, set_seed
+from torch import nn
+from torch.utils.data import BatchSampler, DataLoader
+from tqdm import tqdm
+
+from .checkpoints import load_checkpoint, save_model
+from .config import (
+    ConfigError,
+    DataConfig,
+    TrainConfig,
+    apply_overrides,
+    from_dict,
+    load_yaml,
+    require,
+    to_dict,
+)
+from .data import ClipDataset, EpochSampler, SegmentDataset, collate, scan
+from .ema import EMA
+from .mel import MelConfig, MelSpectrogram
+from .models import WaveGlow, WaveGlowConfig
+from .trainer_utils import (
+    STATE_MARKER,
+    NonFiniteGuard,
+    TqdmHandler,
+    TrainingError,
+    Validator,
+    clean_partial,
+    commit_state,
+    fingerprint,
+    hparams,
+    list_states,
+    lr_factor,
+    nll_scalars,
+    plain,
+    prune_states,
+    read_trainer_state,
+    state_name,
+    tmp_state_dir,
+    truncate_metrics,
+)
+
+log = logging.getLogger("waveflow.train")
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Everything a training run needs: features, model shape, data and training settings."""
+
+    mel: MelConfig = dataclasses.field(default_factory=MelConfig)
+    model: WaveGlowConfig = dataclasses.field(default_factory=WaveGlowConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        m, d = self.model, self.data
+        require(m.n_mels == self.mel.n_mels, f"model.n_mels ({m.n_mels}) must equal mel.n_mels ({self.mel.n_mels})")
+        require(m.hop_length == self.mel.hop_length,
+                f"model.hop_length ({m.hop_length}) must equal mel.hop_length ({self.mel.hop_length})")
+        for name in ("segment_length", "val_segment_length"):
+            value = getattr(d, name)
+            require(value % m.n_group == 0, f"data.{name} ({value}) must be a multiple of model.n_group ({m.n_group})")
+            require(value == 0 or value > self.mel.n_fft // 2,
+                    f"data.{name} ({value}) must exceed mel.n_fft/2 ({self.mel.n_fft // 2}) for the mel's padding")
+
+
+def load_run_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
+    """Read a YAML run config, apply ``key=value`` overrides, validate (unknown keys and bad types fail)."""
+    data = load_yaml(path) if path else {}
+    return from_dict(RunConfig, apply_overrides(data, list(overrides)))
+
+
+class FlowObjective(nn.Module):
+    """Audio batch -> :class:`~waveflow.models.waveglow.NLLOutput`. The module Accelerate wraps: DDP only
+    synchronises gradients of what runs inside ``forward``, so the mel and the NLL are computed here."""
+
+    def __init__(self, model: WaveGlow, mel_config: MelConfig, sigma: float):
+        super().__init__()
+        self.model = model
+        self.mel = MelSpectrogram(mel_config)
+        self.sigma = sigma
+
+    def forward(self, audio: torch.Tensor):
+        # Features in float32 whatever the autocast: the model is conditioned on exact Tacotron2 mels.
+        with torch.no_grad(), torch.autocast(audio.device.type, enabled=False):
+            mel = self.mel(audio.float())
+        return self.model.nll(audio, mel, self.sigma)
+
+
+class Trainer:
+    """Builds everything from a :class:`RunConfig` and trains; see the module docstring for the run folder."""
+
+    def __init__(self, cfg: RunConfig):
+        if not cfg.train.run_dir:
+            raise ConfigError("train.run_dir is required: the folder for checkpoints, logs and the exported model")
+        self.cfg = cfg
+        self.run_dir = Path(cfg.train.run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        t = cfg.train
+        self.accelerator = Accelerator(
+            mixed_precision=t.mixed_precision,
+            gradient_accumulation_steps=t.grad_accum_steps,
+            log_with=None if t.tracker == "none" else "tensorboard",
+            project_config=ProjectConfiguration(project_dir=str(self.run_dir), logging_dir=str(self.run_dir / "logs")),
+            cpu=t.cpu,
+            # The schedule is a function of optimizer steps, whatever the number of processes.
+            step_scheduler_with_optimizer=False,
+        )
+        self.main = self.accelerator.is_main_process
+        self.step = self.epoch = self.batches_in_epoch = 0
+        self.guard = NonFiniteGuard(t.max_nonfinite)
+        self.ema: EMA | None = None
+        self.last_state: str | None = None
+        self._window: list[dict[str, float]] = []
+        self._handlers: list[logging.Handler] = []
+
+    # ------------------------------------------------------------------ building
+    def setup(self, prepare_only: bool = False) -> None:
+        acc, cfg = self.accelerator, self.cfg
+        self._setup_logging()
+        resume_from = self._find_resume_state()
+        with acc.main_process_first():
+            model = self._build_model(warm_start=resume_from is None)
+            corpus = scan(cfg.data, cfg.mel.sample_rate, cfg.data.segment_length, cfg.data.val_segment_length or
+                          cfg.mel.n_fft)
+            if self.main:
+                self._write_run_files(corpus)
+        log.info("%s (%s)", corpus.summary(), cfg.data.root)
+        if prepare_only:
+            return
+        self.corpus = corpus
+        self._build_loaders(corpus)
+        objective = FlowObjective(model, cfg.mel, cfg.train.sigma)
+        optimizer = self._build_optimizer(model)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg.train))
+        self.objective, self.optimizer, self.train_dl, self.scheduler = acc.prepare(
+            objective, optimizer, self.train_dl, scheduler
+        )
+        if self.val_dl is not None:
+            self.val_dl = acc.prepare(self.val_dl)
+        if cfg.train.ema_decay > 0:
+            self.ema = EMA(self.model, cfg.train.ema_decay)
+            acc.register_for_checkpointing(self.ema)
+        self.validator = Validator(self, corpus.splits["val"])
+        if resume_from is not None:
+            self._resume(resume_from)
+        if acc.trackers == [] and cfg.train.tracker != "none":
+            acc.init_trackers("waveflow", config=hparams(self.cfg))
+
+    @property
+    def model(self) -> WaveGlow:
+        return self.accelerator.unwrap_model(self.objective).model
+
+    def _build_model(self, warm_start: bool) -> WaveGlow:
+        cfg = self.cfg
+        set_seed(cfg.train.seed)
+        if not cfg.train.init_from:
+            return WaveGlow(cfg.model)
+        ck = load_checkpoint(cfg.train.init_from, weight_norm=True, sample_rate=cfg.mel.sample_rate)
+        if to_dict(ck.model.config) != to_dict(cfg.model):
+            log.info("model shape taken from %s: %s", cfg.train.init_from, to_dict(ck.model.config))
+        self.cfg = cfg = dataclasses.replace(cfg, model=ck.model.config)  # re-validates against mel/data
+        if warm_start:
+            log.info("warm start from %s (%s), fresh optimizer", cfg.train.init_from, ck.origin)
+        return ck.model
+
+    def _build_loaders(self, corpus) -> None:
+        cfg, t = self.cfg, self.cfg.train
+        train = SegmentDataset(corpus.splits["train"], cfg.mel.sample_rate, cfg.data.segment_length, cfg.data.dequantize)
+        self.sampler = EpochSampler(len(train), t.seed, cfg.data.repeat)
+        if len(self.sampler) < t.batch_size * self.accelerator.num_processes:
+            raise ConfigError(
+                f"data: {len(train)} training clips x repeat {cfg.data.repeat} do not fill one batch of "
+                f"{t.batch_size} per process on {self.accelerator.num_processes} processes; lower train.batch_size "
+                "or raise data.repeat"
+            )
+        workers = cfg.data.num_workers
+        self.train_dl = DataLoader(
+            train, batch_sampler=BatchSampler(self.sampler, t.batch_size, drop_last=True), collate_fn=collate,
+            num_workers=workers, persistent_workers=workers > 0,
+        )
+        val_utts = corpus.splits["val"][: t.val_max_items or None]
+        self.val_dl = None
+        if t.validate_every and val_utts:
+            val = ClipDataset(val_utts, cfg.mel.sample_rate, cfg.data.val_segment_length, cfg.model.n_group)
+            self.val_dl = DataLoader(val, batch_size=t.batch_size if cfg.data.val_segment_length else 1,
+                                     collate_fn=collate, num_workers=min(workers, 1))
+        elif t.validate_every:
+            log.warning("no validation clips (raise data.val_fraction or give data.val_list): validation is off")
+
+    def _build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        t = self.cfg.train
+        cls = torch.optim.AdamW if t.weight_decay else torch.optim.Adam
+        return cls(model.parameters(), lr=t.lr, betas=tuple(t.adam_betas), eps=t.adam_eps,
+                   weight_decay=t.weight_decay)
+
+    # ------------------------------------------------------------------ run files
+    def _setup_logging(self) -> None:
+        logger = logging.getLogger("waveflow")
+        if not self.main:
+            logger.setLevel(logging.ERROR)  # one report per event: the main process speaks for all
+            return
+        logger.setLevel(logging.INFO)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+        for handler in (logging.FileHandler(self.run_dir / "train.log"), TqdmHandler()):
+            handler.setFormatter(fmt)
+            logger.addHandler(handler)
+            self._handlers.append(handler)
+
+    def _write_run_files(self, corpus) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(plain(to_dict(self.cfg)), sort_keys=False))
+        corpus.write_lists(self.run_dir / "split")
+        if corpus.skipped:
+            (self.run_dir / "split" / "skipped.json").write_text(json.dumps(corpus.skipped, indent=2) + "\n")
+
+    def close(self) -> None:
+        """Flush and close the trackers (also after an error) and detach the log handlers."""
+        self.accelerator.end_training()
+        for handler in self._handlers:
+            logging.getLogger("waveflow").removeHandler(handler)
+            handler.close()
+        self._handlers.clear()
+
+    # ------------------------------------------------------------------ resume
+    def _find_resume_state(self) -> Path | None:
+        resume = self.cfg.train.resume
+        if self.main:
+            clean_partial(self.ckpt_dir)
+        states = list_states(self.ckpt_dir)
+        if resume == "auto":
+            return states[-1][1] if states else None
+        if resume == "latest":
+            if not states:
+                raise TrainingError(f"train.resume=latest: no complete training state in {self.ckpt_dir}")
+            return states[-1][1]
+        if resume == "never":
+            if states:
+                raise TrainingError(
+                    f"{self.run_dir} already holds training states (latest {states[-1][1].name}); use "
+                    "train.resume=auto to continue it, or choose another train.run_dir"
+                )
+            return None
+        path = Path(resume)
+        if not (path / STATE_MARKER).is_file():
+            raise TrainingError(f"train.resume={resume}: not a complete training state folder")
+        return path
+
+    def _resume(self, state_dir: Path) -> None:
+        self.accelerator.load_state(str(state_dir))
+        state = read_trainer_state(state_dir)
+        self.step, self.epoch, self.batches_in_epoch = state["step"], state["epoch"], state["batches_in_epoch"]
+        self.guard.load_state_dict(state["guard"])
+        self.last_state = state_dir.name
+        if state.get("num_processes") != self.accelerator.num_processes:
+            log.warning("resuming with %d processes, saved with %s: the data order continues only approximately",
+                        self.accelerator.num_processes, state.get("num_processes"))
+        if self.main:
+            truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+        log.info("resumed from %s: step %d, epoch %d, batch %d", state_dir, self.step, self.epoch,
+                 self.batches_in_epoch)
+
+    # ------------------------------------------------------------------ training
+    def fit(self) -> dict[str, float]:
+        """Train to ``train.max_steps``; returns the last logged scalars."""
+        t, acc = self.cfg.train, self.accelerator
+        bar = tqdm(total=t.max_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
+                   disable=not (self.main and t.progress))
+        scalars: dict[str, float] = {}
+        if self.step == 0 and t.validate_every and self.val_dl is not None:
+            self.validator.run()  # the untrained baseline, so the curve starts where training starts
+        tick = time.perf_counter()
+        while self.step < t.max_steps:
+            self.sampler.set_epoch(self.epoch)
+            self.train_dl.set_epoch(self.epoch)
+            loader = acc.skip_first_batches(self.train_dl, self.batches_in_epoch) if self.batches_in_epoch \
+                else self.train_dl
+            for batch in loader:
+                self.batches_in_epoch += 1
+                if self.step == 0 and not self._window:
+                    self._record_shards(batch["ids"])
+                step_scalars = self.train_step(batch)
+                if step_scalars is None:
+                    continue  # accumulating
+                now = time.perf_counter()
+                step_scalars["other/samples_per_s"] = step_scalars.pop("_samples") / max(now - tick, 1e-9)
+                tick = now
+                self.step += 1
+                bar.update(1)
+                scalars = self._after_step(step_scalars, bar) or scalars
+                tick = time.perf_counter()  # throughput of training alone, not of validation or saving
+                if self.step >= t.max_steps:
+                    break
+            else:
+                self.epoch, self.batches_in_epoch = self.epoch + 1, 0
+        bar.close()
+        if self.last_state != state_name(self.step):
+            self.save_checkpoint()
+        return scalars
+
+    def batch_audio(self, batch: dict) -> torch.Tensor:
+        """The ``(B, T)`` training audio of a batch (a hook: tests inject non-finite batches here)."""
+        return batch["audio"]
+
+    def train_step(self, batch: dict) -> dict[str, float] | None:
+        """One micro-batch; at the end of an accumulation window, the optimizer step.
+
+        Returns:
+            ``None`` while accumulating, else the window's scalars (``loss/nll``, ``loss/bits_per_sample``,
+            ``loss/nvidia``, ``nll/z``, ``nll/log_s``, ``nll/logdet_w``, ``other/grad_norm``, ``other/lr``,
+            ``other/skipped``, plus ``_samples`` for the throughput).
+        """
+        acc = self.accelerator
+        audio = self.batch_audio(batch)
+        with acc.accumulate(self.objective):
+            out = self.objective(audio)
+            # Backward even through a non-finite loss: every process must join the gradient all-reduce;
+            # the all-reduced gradient is then non-finite everywhere and all processes skip together.
+            acc.backward(out.nll)
+            self._window.append(nll_scalars(out, audio.numel() * acc.num_processes))
+            if not acc.sync_gradients:
+                return None
+            return self._optimizer_step()
+
+    def _optimizer_step(self) -> dict[str, float]:
+        acc, t = self.accelerator, self.cfg.train
+        grad_norm = float(acc.clip_grad_norm_(self.objective.parameters(), t.max_grad_norm or math.inf))
+        finite = math.isfinite(grad_norm)
+        skipped = 0.0
+        if finite or acc.scaler is not None:
+            self.optimizer.step()  # with fp16 the scaler skips non-finite steps itself and lowers the scale
+        if not finite or acc.optimizer_step_was_skipped:
+            skipped = 1.0
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        window, self._window = self._window, []
+        scalars = {k: sum(w[k] for w in window) / len(window) for k in window[0] if k != "_samples"}
+        scalars["_samples"] = sum(w["_samples"] for w in window)
+        scalars.update({"other/grad_norm": grad_norm, "other/lr": self.scheduler.get_last_lr()[0],
+                        "other/skipped": skipped})
+        if not finite and acc.scaler is not None:
+            # fp16: overflowing gradients are the loss scaler's business, a non-finite loss is ours. Agree on
+            # it across processes (the condition above is the same everywhere, so all of them reduce).
+            bad = torch.tensor(float(not math.isfinite(scalars["loss/nll"])), device=acc.device)
+            finite = not float(acc.reduce(bad, reduction="sum"))
+        if not finite:
+            self.guard.hit(self.step, f"loss {scalars['loss/nll']:.4g}, grad norm {grad_norm}", self.last_state)
+            log.warning("step %d: non-finite loss/gradient (loss %.4g, grad norm %s): update skipped (%d in a row)",
+                        self.step + 1, scalars["loss/nll"], grad_norm, self.guard.in_a_row)
+        elif not skipped:
+            self.guard.ok()
+            if self.ema is not None:
+                self.ema.update(self.model)
+        return scalars
+
+    def _after_step(self, scalars: dict[str, float], bar) -> dict[str, float] | None:
+        t = self.cfg.train
+        logged = None
+        if self.step % t.log_every == 0 or self.step == 1:
+            logged = self._log(scalars, bar)
+        if t.validate_every and self.val_dl is not None and self.step % t.validate_every == 0:
+            self.validator.run()
+        if self.step % t.checkpoint_every == 0:
+            if self.guard.in_a_row:  # keep the latest state a healthy one while steps are being skipped
+                log.warning("step %d: not saving during a run of non-finite steps", self.step)
+            else:
+                self.save_checkpoint()
+        return logged
+
+    def _log(self, scalars: dict[str, float], bar) -> dict[str, float]:
+        acc = self.accelerator
+        names = sorted(scalars)
+        values = torch.tensor([scalars[n] for n in names], dtype=torch.float64, device=acc.device)
+        mean = acc.reduce(values, reduction="mean") if acc.num_processes > 1 else values
+        out = dict(zip(names, mean.tolist()))
+        out["other/samples_per_s"] = scalars["other/samples_per_s"]  # already global
+        out["other/skipped_total"] = float(self.guard.total)
+        acc.log(out, step=self.step)
+        if self.main:
+            with open(self.run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps({"step": self.step, **out}) + "\n")
+            bar.set_postfix(nll=f"{out['loss/nll']:.4f}", bps=f"{out['loss/bits_per_sample']:.3f}", refresh=False)
+        return out
+
+    def _record_shards(self, ids: list[str]) -> None:
+        """Which clips each process saw in the first step: a cheap check that data parallelism shards."""
+        shards = gather_object([list(ids)])
+        if self.main:
+            (self.run_dir / "data_shards.json").write_text(json.dumps(
+                {f"process_{i}": s for i, s in enumerate(shards)}, indent=2) + "\n")
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self) -> Path:
+        """Accelerate state + trainer state + exported model into ``checkpoints/step_NNNNNN`` atomically."""
+        acc = self.accelerator
+        tmp = tmp_state_dir(self.ckpt_dir, self.step)
+        acc.wait_for_everyone()
+        if self.main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        acc.wait_for_everyone()
+        acc.save_state(str(tmp))
+        prints = gather_object([fingerprint(self.model)])
+        if any(p != prints[0] for p in prints):  # every process sees the same list: all stop together
+            raise TrainingError(f"data-parallel replicas diverged at step {self.step}: {prints}")
+        final = self.ckpt_dir / state_name(self.step)
+        if self.main:
+            self.export(tmp / "model.pt")
+            state = {"step": self.step, "epoch": self.epoch, "batches_in_epoch": self.batches_in_epoch,
+                     "guard": self.guard.state_dict(), "num_processes": acc.num_processes,
+                     "replica_fingerprints": prints}
+            commit_state(tmp, self.ckpt_dir, self.step, state)
+            shutil.copyfile(final / "model.pt", self.run_dir / ".model.pt.tmp")
+            (self.run_dir / ".model.pt.tmp").replace(self.run_dir / "model.pt")
+            prune_states(self.ckpt_dir, self.cfg.train.keep_checkpoints)
+            log.info("step %d: saved %s", self.step, final)
+        acc.wait_for_everyone()
+        self.last_state = final.name
+        return final
+
+    def export(self, path: Path) -> None:
+        """The model (EMA weights if enabled) in waveflow's own format, for inference."""
+        meta = {"name": self.run_dir.name, "origin": "waveflow-train", "step": self.step,
+                "ema": self.ema is not None}
+        if self.ema is not None:
+            with self.ema.swapped_in(self.model):
+                save_model(self.model, path, self.cfg.mel, meta)
+        else:
+            save_model(self.model, path, self.cfg.mel, meta)
+
+
+def run(cfg: RunConfig, prepare_only: bool = False) -> dict[str, float]:
+    """Train (or only scan the data and write the split with ``prepare_only``); the CLI's entry point."""
+    trainer = Trainer(cfg)
+    try:
+        trainer.setup(prepare_only=prepare_only)
+        return {} if prepare_only else trainer.fit()
+    finally:
+        trainer.close()

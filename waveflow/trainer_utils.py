@@ -1,0 +1,290 @@
+"""Pieces of the trainer that do not need the Accelerator: state folders, EMA, schedule, guard, pictures."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .config import TrainConfig, to_dict
+
+STATE_RE = re.compile(r"^step_(\d{6,})$")
+STATE_MARKER = "trainer_state.json"  # written last: a folder without it is not a complete state
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (diverged, nothing to resume from, a run_dir of another run...)."""
+
+
+# ---------------------------------------------------------------------------------------------- state folders
+def state_name(step: int) -> str:
+    return f"step_{step:06d}"
+
+
+def list_states(checkpoint_dir: Path) -> list[tuple[int, Path]]:
+    """Complete state folders ``(step, path)``, oldest first. Temporary and partial folders are ignored."""
+    if not checkpoint_dir.is_dir():
+        return []
+    out = []
+    for p in checkpoint_dir.iterdir():
+        m = STATE_RE.match(p.name)
+        if m and p.is_dir() and (p / STATE_MARKER).is_file():
+            out.append((int(m.group(1)), p))
+    return sorted(out)
+
+
+def tmp_state_dir(checkpoint_dir: Path, step: int) -> Path:
+    return checkpoint_dir / f".tmp_{state_name(step)}"
+
+
+def commit_state(tmp: Path, checkpoint_dir: Path, step: int, trainer_state: dict) -> Path:
+    """Finish a state folder written to ``tmp``: write the marker, then rename it into place in one step.
+
+    A kill before the rename leaves only a ``.tmp_`` folder, which is ignored and cleaned up; so the latest
+    ``step_*`` folder is always complete.
+    """
+    marker = tmp / STATE_MARKER
+    marker.write_text(json.dumps(trainer_state, indent=2) + "\n")
+    final = checkpoint_dir / state_name(step)
+    if final.exists():  # the same step saved again (e.g. the final save right after a periodic one)
+        old = checkpoint_dir / f".old_{state_name(step)}"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+    _fsync_dir(checkpoint_dir)
+    return final
+
+
+def prune_states(checkpoint_dir: Path, keep: int) -> None:
+    """Remove all but the newest ``keep`` complete states, and leftovers of interrupted saves."""
+    for _, path in list_states(checkpoint_dir)[:-keep]:
+        shutil.rmtree(path, ignore_errors=True)
+    clean_partial(checkpoint_dir)
+
+
+def clean_partial(checkpoint_dir: Path) -> None:
+    if checkpoint_dir.is_dir():
+        for p in checkpoint_dir.iterdir():
+            if p.name.startswith((".tmp_", ".old_")) and p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def read_trainer_state(state_dir: Path) -> dict:
+    return json.loads((state_dir / STATE_MARKER).read_text())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------------- schedule
+def lr_factor(cfg: TrainConfig):
+    """``step -> lr multiplier`` for LambdaLR: linear warm-up, then constant or cosine to ``lr_min_ratio``."""
+
+    def factor(step: int) -> float:
+        if cfg.warmup_steps and step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.lr_schedule == "constant":
+            return 1.0
+        span = max(1, cfg.max_steps - cfg.warmup_steps)
+        progress = min(1.0, (step - cfg.warmup_steps) / span)
+        return cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+# ---------------------------------------------------------------------------------------------- guard
+class NonFiniteGuard:
+    """Counts skipped non-finite steps; raises :class:`TrainingError` after ``limit`` in a row."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.in_a_row = 0
+        self.total = 0
+
+    def ok(self) -> None:
+        self.in_a_row = 0
+
+    def hit(self, step: int, what: str, last_state: str | None) -> None:
+        self.in_a_row += 1
+        self.total += 1
+        if self.in_a_row >= self.limit:
+            where = f"the last good state is {last_state}" if last_state else "no state was saved yet"
+            raise TrainingError(
+                f"training diverged: {self.in_a_row} non-finite steps in a row (last at step {step + 1}: "
+                f"{what}); stopping. {where.capitalize()}. Lower train.lr, set train.max_grad_norm, or check "
+                "the data; then resume."
+            )
+
+    def state_dict(self) -> dict:
+        return {"in_a_row": self.in_a_row, "total": self.total}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.in_a_row, self.total = int(state["in_a_row"]), int(state["total"])
+
+
+# ---------------------------------------------------------------------------------------------- pictures
+def mel_image(mel: torch.Tensor | np.ndarray, floor: float = -11.5) -> np.ndarray:
+    """A log-mel ``(n_mels, F)`` as an RGB image ``(3, n_mels, F)`` in [0, 1], low bands at the bottom.
+
+    Uses a small built-in colour map (dark blue -> yellow) so training needs no plotting library.
+    """
+    m = mel.detach().float().cpu().numpy() if isinstance(mel, torch.Tensor) else np.asarray(mel, np.float32)
+    top = max(float(m.max()), floor + 1e-3)
+    x = np.clip((m - floor) / (top - floor), 0.0, 1.0)[::-1]
+    stops = np.array([[0.05, 0.03, 0.25], [0.45, 0.10, 0.55], [0.90, 0.35, 0.25], [1.0, 0.95, 0.35]])
+    pos = x * (len(stops) - 1)
+    lo = np.floor(pos).astype(int).clip(0, len(stops) - 2)
+    frac = (pos - lo)[..., None]
+    rgb = stops[lo] * (1 - frac) + stops[lo + 1] * frac
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)
+
+
+def fingerprint(model: nn.Module) -> list[float]:
+    """A few float64 sums of all parameters: equal across data-parallel replicas that are in sync."""
+    total = torch.zeros(3, dtype=torch.float64)
+    for i, p in enumerate(model.parameters()):
+        v = p.detach().double().cpu()
+        total += torch.stack([v.sum(), v.abs().sum(), (v * (1 + i % 7)).sum()])
+    return total.tolist()
+
+
+# ---------------------------------------------------------------------------------------------- validation
+class Validator:
+    """Validation of a :class:`~waveflow.train.Trainer`: NLL over the validation split (every process takes a
+    share), and on the main process a few clips vocoded at ``val_sigma`` (copy synthesis), logged to
+    TensorBoard as audio and mel images. Uses the EMA weights when there are some."""
+
+    MAX_CLIP_SECONDS = 4.0
+
+    def __init__(self, trainer, val_utterances):
+        from .data import ClipDataset
+
+        cfg = trainer.cfg
+        self.trainer = trainer
+        n_clips = cfg.train.val_audio_clips
+        self.clips = ClipDataset(val_utterances[:n_clips], cfg.mel.sample_rate, 0, cfg.mel.hop_length)
+        self.logged_references = False
+
+    def run(self) -> dict[str, float]:
+        tr = self.trainer
+        acc = tr.accelerator
+        tr.objective.eval()
+        swap = tr.ema.swapped_in(tr.model) if tr.ema is not None else _nothing()
+        with swap, torch.no_grad():
+            nll = self._nll()
+            scalars = {"val/nll": nll, "val/bits_per_sample": nll / math.log(2) + 15.0}
+            acc.log(scalars, step=tr.step)
+            if acc.is_main_process:
+                with open(tr.run_dir / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps({"step": tr.step, **scalars}) + "\n")
+                self._vocode_clips()
+        tr.objective.train()
+        acc.wait_for_everyone()
+        import logging
+
+        logging.getLogger("waveflow.train").info(
+            "step %d: validation NLL %.4f nats/sample (%.3f bits per 16-bit sample)",
+            tr.step, nll, scalars["val/bits_per_sample"])
+        return scalars
+
+    def _nll(self) -> float:
+        tr = self.trainer
+        values = [tr.accelerator.gather_for_metrics(tr.objective(b["audio"]).nll_per_item.float()) for b in tr.val_dl]
+        return float(torch.cat(values).mean())
+
+    def _vocode_clips(self) -> None:
+        tr = self.trainer
+        acc, cfg = tr.accelerator, tr.cfg
+        writer = acc.get_tracker("tensorboard", unwrap=True) if cfg.train.tracker == "tensorboard" else None
+        if writer is None or not len(self.clips):
+            return
+        from .mel import MelSpectrogram
+
+        mel_fn = MelSpectrogram(cfg.mel).to(acc.device)
+        rate = cfg.mel.sample_rate
+        for i in range(len(self.clips)):
+            item = self.clips[i]
+            max_len = int(self.MAX_CLIP_SECONDS * rate) // cfg.mel.hop_length * cfg.mel.hop_length
+            audio = item["audio"][:max_len].to(acc.device)[None]
+            mel = mel_fn(audio)
+            gen = torch.Generator(device=acc.device).manual_seed(cfg.train.seed + i)
+            wav = tr.model.infer(mel, sigma=cfg.train.val_sigma, generator=gen).float().clamp(-1, 1)
+            tag = f"val_{i}_{item['id'].replace('/', '_')}"
+            writer.add_audio(f"{tag}/vocoded", wav[0].cpu(), tr.step, sample_rate=rate)
+            writer.add_image(f"{tag}/mel_vocoded", mel_image(mel_fn(wav)[0]), tr.step)
+            if not self.logged_references:
+                writer.add_audio(f"{tag}/original", audio[0].cpu(), tr.step, sample_rate=rate)
+                writer.add_image(f"{tag}/mel_original", mel_image(mel[0]), tr.step)
+        self.logged_references = True
+        writer.flush()
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+# ---------------------------------------------------------------------------------------------- logging
+def plain(value: Any) -> Any:
+    """Tuples to lists, recursively (YAML and JSON friendly)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+class TqdmHandler(logging.StreamHandler):
+    """Log lines that do not break the progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 - logging must never stop training
+            self.handleError(record)
+
+
+def nll_scalars(out, samples: int) -> dict[str, float]:
+    parts = torch.stack([out.nll, out.bits_per_sample, out.loss_nvidia, out.z, out.log_s, out.logdet_w]).detach()
+    names = ("loss/nll", "loss/bits_per_sample", "loss/nvidia", "nll/z", "nll/log_s", "nll/logdet_w")
+    return {**dict(zip(names, parts.double().tolist())), "_samples": float(samples)}
+
+
+def hparams(cfg) -> dict[str, Any]:
+    flat = {}
+    for section, values in to_dict(cfg).items():
+        for k, v in values.items():
+            flat[f"{section}.{k}"] = v if isinstance(v, (int, float, str, bool)) else str(v)
+    return flat
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop lines logged after the state we resume from (they will be logged again, identically)."""
+    if path.is_file():
+        keep = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        path.write_text("".join(line + "\n" for line in keep))

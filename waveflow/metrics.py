@@ -1,0 +1,324 @@
+"""Copy-synthesis quality metrics (``waveflow eval``): the vocoder against the original recordings, beside a
+Griffin-Lim baseline made from the same mels.
+
+Definitions (reference ``x``, synthesis ``y``, same rate and length):
+
+* ``stft_distance``: multi-resolution STFT distance (Parallel WaveGAN's auxiliary loss), the mean over
+  (n_fft, hop, win) = (512, 128, 512), (1024, 256, 1024), (2048, 512, 2048) of spectral convergence
+  ``||X| - |Y||_F / ||X||_F`` plus log-magnitude L1 ``mean |ln(|X| + 1e-7) - ln(|Y| + 1e-7)|``. 0 = identical.
+* ``log_mel_l1``: mean absolute difference of the model's natural-log mels (nats).
+* ``mcd_db``: mel-cepstral distortion ``(10 / ln 10) * sqrt(2 * sum_{k=1..24} (c_k - c'_k)^2)`` in dB,
+  averaged over frames no more than 60 dB below the reference's loudest frame. The mel-cepstrum ``c`` of a frame
+  is the orthonormal DCT-II of its natural-log mel magnitudes divided by ``sqrt(2 * n_mels)``: the cepstrum
+  of the log amplitude spectrum on the mel axis, so ``2 * sum_k c_k^2`` is the mean square of the log-mel
+  difference across bands once its mean (``c_0``, loudness) is removed. Frames are aligned one to one (copy
+  synthesis needs no DTW). Not comparable to SPTK-based MCDs of other papers to the decimal.
+* ``pesq_wb``: ITU-T P.862.2 wideband PESQ at 16 kHz (both resampled), 1.04..4.64 (package ``pesq``).
+* ``stoi``: short-time objective intelligibility, 0..1 (package ``pystoi``).
+* ``f0_rmse_cents``/``f0_rmse_hz``: RMS F0 error over frames voiced in both (``librosa.pyin``, 60..500 Hz),
+  in cents (``1200 log2(f_y / f_x)``) and in Hz. ``vuv_f1``: F1 of the synthesis's voiced decisions against
+  the reference's.
+* ``nll_nats``/``nll_bits``: exact test NLL of the reference under the model (sigma 1), nats per sample and
+  bits per 16-bit sample (``nats / ln 2 + 15``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import librosa
+import numpy as np
+import scipy.fft
+import torch
+
+from .mel import MelConfig, MelSpectrogram
+
+RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))
+MCD_COEFFS = 24
+MCD_CONST = 10.0 / math.log(10.0)
+F0_RANGE = (60.0, 500.0)
+SYSTEMS = ("waveflow", "griffin-lim")
+METRICS = ("stft_distance", "log_mel_l1", "mcd_db", "pesq_wb", "stoi", "f0_rmse_cents", "f0_rmse_hz", "vuv_f1",
+           "nll_nats", "nll_bits")
+
+
+class MissingPackage(RuntimeError):
+    """An optional metric's package is not installed."""
+
+
+def _stft_mag(x: np.ndarray, n_fft: int, hop: int, win: int) -> torch.Tensor:
+    t = torch.from_numpy(np.asarray(x, dtype=np.float64))
+    window = torch.hann_window(win, dtype=torch.float64)
+    return torch.stft(t, n_fft, hop, win, window, center=True, pad_mode="reflect", return_complex=True).abs()
+
+
+def stft_distance(ref: np.ndarray, syn: np.ndarray, resolutions=RESOLUTIONS) -> float:
+    """Multi-resolution STFT distance (spectral convergence + log-magnitude L1, averaged over resolutions)."""
+    total = 0.0
+    for n_fft, hop, win in resolutions:
+        x, y = _stft_mag(ref, n_fft, hop, win), _stft_mag(syn, n_fft, hop, win)
+        sc = torch.linalg.norm(x - y) / torch.linalg.norm(x).clamp_min(1e-12)
+        mag = (torch.log(x + 1e-7) - torch.log(y + 1e-7)).abs().mean()
+        total += float(sc + mag)
+    return total / len(resolutions)
+
+
+def log_mels(audio: np.ndarray, config: MelConfig) -> np.ndarray:
+    """Natural-log mel ``(n_mels, F)`` in float64 with the model's features."""
+    return MelSpectrogram(config)(torch.from_numpy(np.asarray(audio, dtype=np.float64))).numpy()
+
+
+def mel_cepstrum(logmel: np.ndarray, n_coeffs: int = MCD_COEFFS) -> np.ndarray:
+    """``(n_mels, F)`` natural-log mel magnitudes -> ``(n_coeffs + 1, F)`` mel-cepstrum ``c_0..c_n``."""
+    return scipy.fft.dct(logmel, type=2, norm="ortho", axis=0)[: n_coeffs + 1] / math.sqrt(2 * logmel.shape[0])
+
+
+def mcd_from_logmels(ref: np.ndarray, syn: np.ndarray, n_coeffs: int = MCD_COEFFS, floor_db: float = 60.0) -> float:
+    """MCD in dB between two aligned natural-log mels ``(n_mels, F)`` (see the module docstring)."""
+    frames = min(ref.shape[1], syn.shape[1])
+    ref, syn = ref[:, :frames], syn[:, :frames]
+    diff = mel_cepstrum(ref, n_coeffs)[1:] - mel_cepstrum(syn, n_coeffs)[1:]
+    per_frame = MCD_CONST * np.sqrt(2.0 * (diff**2).sum(axis=0))
+    energy_db = 20.0 / math.log(10.0) * np.log(np.exp(ref).sum(axis=0))
+    keep = energy_db >= energy_db.max() - floor_db
+    return float(per_frame[keep].mean())
+
+
+def pesq_wb(ref: np.ndarray, syn: np.ndarray, sample_rate: int) -> float:
+    """Wideband PESQ (P.862.2) at 16 kHz."""
+    try:
+        from pesq import pesq
+    except ImportError:
+        raise MissingPackage("PESQ needs the 'pesq' package: pip install 'waveflow[eval]'") from None
+    x = librosa.resample(np.asarray(ref, np.float64), orig_sr=sample_rate, target_sr=16000, res_type="soxr_hq")
+    y = librosa.resample(np.asarray(syn, np.float64), orig_sr=sample_rate, target_sr=16000, res_type="soxr_hq")
+    return float(pesq(16000, x, y, "wb"))
+
+
+def stoi(ref: np.ndarray, syn: np.ndarray, sample_rate: int) -> float:
+    """STOI (Taal et al., 2011), 0..1."""
+    try:
+        from pystoi import stoi as _stoi
+    except ImportError:
+        raise MissingPackage("STOI needs the 'pystoi' package: pip install 'waveflow[eval]'") from None
+    return float(_stoi(np.asarray(ref, np.float64), np.asarray(syn, np.float64), sample_rate, extended=False))
+
+
+def pitch(audio: np.ndarray, sample_rate: int, hop_length: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """``(f0 Hz with NaN where unvoiced, voiced flags)`` from ``librosa.pyin``."""
+    f0, voiced, _ = librosa.pyin(np.asarray(audio, np.float64), fmin=F0_RANGE[0], fmax=F0_RANGE[1], sr=sample_rate,
+                                 frame_length=4 * hop_length, hop_length=hop_length)
+    return f0, voiced.astype(bool)
+
+
+def f0_metrics(ref_pitch, syn_pitch) -> dict[str, float]:
+    """F0 RMSE (cents, Hz) over frames voiced in both, and the F1 of the synthesis's voiced decisions."""
+    (f_x, v_x), (f_y, v_y) = ref_pitch, syn_pitch
+    n = min(len(v_x), len(v_y))
+    f_x, v_x, f_y, v_y = f_x[:n], v_x[:n], f_y[:n], v_y[:n]
+    both = v_x & v_y & np.isfinite(f_x) & np.isfinite(f_y)
+    tp, fp, fn = int(both.sum()), int((v_y & ~v_x).sum()), int((v_x & ~v_y).sum())
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
+    if not both.any():
+        return {"f0_rmse_cents": float("nan"), "f0_rmse_hz": float("nan"), "vuv_f1": f1}
+    cents = 1200.0 * np.log2(f_y[both] / f_x[both])
+    return {
+        "f0_rmse_cents": float(np.sqrt(np.mean(cents**2))),
+        "f0_rmse_hz": float(np.sqrt(np.mean((f_y[both] - f_x[both]) ** 2))),
+        "vuv_f1": float(f1),
+    }
+
+
+def griffin_lim(logmel: np.ndarray, config: MelConfig, length: int, n_iter: int = 32) -> np.ndarray:
+    """Griffin-Lim baseline from a natural-log mel with librosa (same filterbank and STFT settings)."""
+    return librosa.feature.inverse.mel_to_audio(
+        np.exp(np.asarray(logmel, np.float64)), sr=config.sample_rate, n_fft=config.n_fft,
+        hop_length=config.hop_length, win_length=config.win_length, window="hann", center=True, pad_mode="reflect",
+        power=1.0, n_iter=n_iter, length=length, fmin=config.fmin, fmax=config.fmax, htk=False, norm="slaney",
+    ).astype(np.float32)
+
+
+@dataclass
+class MetricSet:
+    """Which metrics to compute; a missing optional package turns its metric off with a note."""
+
+    pesq: bool = True
+    stoi: bool = True
+    f0: bool = True
+    notes: list[str] = field(default_factory=list)
+
+
+def compare(ref: np.ndarray, syn: np.ndarray, config: MelConfig, which: MetricSet, ref_pitch=None) -> dict[str, float]:
+    """Every copy-synthesis metric of ``syn`` against ``ref`` (same rate ``config.sample_rate``)."""
+    n = min(len(ref), len(syn))
+    ref, syn = np.asarray(ref[:n], np.float64), np.asarray(syn[:n], np.float64)
+    sr = config.sample_rate
+    x_mel, y_mel = log_mels(ref, config), log_mels(syn, config)
+    out = {
+        "stft_distance": stft_distance(ref, syn),
+        "log_mel_l1": float(np.abs(x_mel - y_mel).mean()),
+        "mcd_db": mcd_from_logmels(x_mel, y_mel),
+    }
+    for name, enabled, fn in (("pesq_wb", which.pesq, pesq_wb), ("stoi", which.stoi, stoi)):
+        if enabled:
+            try:
+                out[name] = fn(ref, syn, sr)
+            except MissingPackage as e:
+                which.notes.append(str(e))
+                setattr(which, "pesq" if name == "pesq_wb" else "stoi", False)
+            except Exception as e:  # noqa: BLE001 - e.g. PESQ finds no speech in a clip
+                which.notes.append(f"{name} failed on a clip: {type(e).__name__}: {e}")
+    if which.f0:
+        out.update(f0_metrics(ref_pitch or pitch(ref, sr, config.hop_length), pitch(syn, sr, config.hop_length)))
+    return out
+
+
+def summarize(rows: Iterable[dict]) -> dict[str, dict[str, float | None]]:
+    """Mean of each metric per system over files (NaNs ignored; ``None`` where a system has no value)."""
+    rows = list(rows)
+    table: dict[str, dict[str, float | None]] = {}
+    for system in SYSTEMS:
+        table[system] = {}
+        for metric in METRICS:
+            values = [r[system][metric] for r in rows if system in r and r[system].get(metric) is not None]
+            values = [v for v in values if not (isinstance(v, float) and math.isnan(v))]
+            table[system][metric] = float(np.mean(values)) if values else None
+    return table
+
+
+def format_table(table: dict[str, dict[str, float | None]], count: int) -> str:
+    """The printed table: one row per metric, one column per system (``-`` where it does not apply)."""
+    better = {"pesq_wb": "higher", "stoi": "higher", "vuv_f1": "higher"}
+    lines = [f"copy synthesis of {count} file(s): mean per file", f"{'metric':<16}{'waveflow':>12}{'griffin-lim':>13}  better"]
+    for metric in METRICS:
+        cells = [table.get(s, {}).get(metric) for s in SYSTEMS]
+        if all(c is None for c in cells):
+            continue
+        text = "".join(f"{'-' if c is None else f'{c:.4f}':>{w}}" for c, w in zip(cells, (12, 13)))
+        lines.append(f"{metric:<16}{text}  {better.get(metric, 'lower')}")
+    return "\n".join(lines)
+
+
+def eval_files(inputs: Iterable[str | Path]) -> list[Path]:
+    """Audio files to evaluate: audio files, folders (recursive), globs, an LJSpeech folder (``metadata.csv``
+    + ``wavs/``: the clips it lists) or a list file (``.txt``/``.csv``/``.list``: one clip per line; the first
+    ``|``-separated field that is an audio path, relative to the list's folder)."""
+    from .audio import AUDIO_EXTENSIONS
+    from .batch import BatchError, discover
+
+    files: list[Path] = []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir() and (path / "metadata.csv").is_file() and (path / "wavs").is_dir():
+            ids = [line.split("|")[0] for line in (path / "metadata.csv").read_text().splitlines() if line.strip()]
+            files += [path / "wavs" / f"{i}.wav" for i in ids if (path / "wavs" / f"{i}.wav").is_file()]
+        elif path.is_file() and path.suffix.lower() in (".txt", ".csv", ".list"):
+            for line in path.read_text().splitlines():
+                fields = [f.strip() for f in line.split("|")]
+                hit = next((f for f in fields if f.lower().endswith(AUDIO_EXTENSIONS)), None)
+                if hit:
+                    p = Path(hit)
+                    files.append(p if p.is_absolute() or p.exists() else path.parent / p)
+        else:
+            files += [item.source for item in discover([raw], AUDIO_EXTENSIONS)]
+    if not files:
+        raise BatchError(f"no audio files in {', '.join(map(str, inputs))}")
+    return list(dict.fromkeys(files))
+
+
+@torch.inference_mode()
+def nll_of(model: torch.nn.Module, audio: np.ndarray, config: MelConfig, device: torch.device) -> tuple[float, float]:
+    """Exact NLL of a whole clip under ``model`` (sigma 1, float32): ``(nats per sample, bits per 16-bit sample)``."""
+    g = model.config.n_group
+    x = torch.from_numpy(np.ascontiguousarray(audio[: len(audio) // g * g], dtype=np.float32)).to(device)[None]
+    out = model.nll(x, MelSpectrogram(config).to(device)(x), sigma=1.0)
+    return float(out.nll), float(out.bits_per_sample)
+
+
+def evaluate(vocoder, files: list[Path], *, checkpoint=None, griffin_lim_iters: int = 32,
+             which: MetricSet | None = None, seed: int = 1234, progress: bool = True) -> dict:
+    """Copy-synthesis evaluation of ``vocoder`` (a :class:`~waveflow.inference.Vocoder`) on audio files.
+
+    Args:
+        checkpoint: the vocoder's :class:`~waveflow.checkpoints.LoadedCheckpoint`; gives a float32 model for
+            the test NLL when the vocoder runs in half precision (without it the NLL is then omitted).
+        griffin_lim_iters: iterations of the Griffin-Lim baseline (0 = no baseline).
+        which: optional metrics to compute (PESQ, STOI, F0).
+        seed: each file's latent is seeded by ``derive_seed(seed, file name)``.
+
+    Returns:
+        ``{"count", "table": {system: {metric: mean}}, "files": [per-file rows], "failures", "notes", "settings"}``.
+    """
+    from tqdm import tqdm
+
+    from .audio import AudioError, load_audio
+    from .inference import derive_seed, prepare_model
+
+    which = which or MetricSet()
+    nll_model = vocoder.model if vocoder.dtype == torch.float32 else None
+    if nll_model is None and checkpoint is not None:
+        nll_model = prepare_model(checkpoint.model, vocoder.device, torch.float32)
+    elif nll_model is None:
+        which.notes.append("test NLL omitted: half-precision vocoder and no checkpoint for a float32 model")
+    cfg = vocoder.mel_config
+    rows, failures = [], []
+    for path in tqdm(files, desc="eval", unit="file", disable=not progress or None, dynamic_ncols=True):
+        try:
+            ref, _ = load_audio(path, sample_rate=cfg.sample_rate)
+            if len(ref) <= cfg.n_fft:
+                raise ValueError(f"too short to evaluate ({len(ref)} samples)")
+            mel = vocoder.mel(ref)
+            syn = vocoder.copy_synthesis(ref, seed=derive_seed(seed, Path(path).name)).cpu().numpy()
+            ref_pitch = pitch(ref, cfg.sample_rate, cfg.hop_length) if which.f0 else None
+            row = {"file": str(path), "seconds": len(ref) / cfg.sample_rate,
+                   "waveflow": compare(ref, syn, cfg, which, ref_pitch)}
+            if nll_model is not None:
+                row["waveflow"]["nll_nats"], row["waveflow"]["nll_bits"] = nll_of(nll_model, ref, cfg, vocoder.device)
+            if griffin_lim_iters > 0:
+                gl = griffin_lim(mel.float().cpu().numpy(), cfg, len(ref), griffin_lim_iters)
+                row["griffin-lim"] = compare(ref, gl, cfg, which, ref_pitch)
+            rows.append(row)
+        except (AudioError, ValueError, OSError) as e:
+            failures.append({"file": str(path), "reason": getattr(e, "reason", None) or str(e)})
+    return {
+        "count": len(rows),
+        "table": summarize(rows),
+        "files": rows,
+        "failures": failures,
+        "notes": sorted(set(which.notes)),
+        "settings": {"sigma": vocoder.sigma, "seed": seed, "dtype": str(vocoder.dtype).replace("torch.", ""),
+                     "denoiser_strength": vocoder.denoiser_strength, "griffin_lim_iters": griffin_lim_iters,
+                     "sample_rate": cfg.sample_rate},
+    }
+
+
+def write_report(result: dict, json_path: Path | None = None) -> int:
+    """Print the table (stdout), failures and notes (stderr); write JSON; exit code 1 if any clip failed."""
+    import json
+    import sys
+
+    from .audio import atomic_path
+
+    print(format_table(result["table"], result["count"]))
+    for note in result["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    for failure in result["failures"]:
+        print(f"failed: {failure['file']}: {failure['reason']}", file=sys.stderr)
+    if json_path:
+        with atomic_path(json_path) as tmp:
+            tmp.write_text(json.dumps(_finite(result), indent=2, allow_nan=False) + "\n")
+    return 1 if result["failures"] or not result["count"] else 0
+
+
+def _finite(value):
+    """NaN/inf -> None, recursively (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

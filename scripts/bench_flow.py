@@ -30,14 +30,11 @@ import time
 from pathlib import Path
 
 import torch
+from bench_configs import NAMES, model_config
 
 from waveflow import WaveGlow, WaveGlowConfig
 
 SAMPLE_RATE = 22050
-CONFIGS = {
-    "default": WaveGlowConfig(),  # NVIDIA's published 256-channel shape, 87.9 M parameters
-    "small": WaveGlowConfig(n_layers=4, n_channels=64),  # same flow, a light WN
-}
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # Defaults by device: CPU runs are short enough to finish in about a minute on 2 cores.
 DEVICE_DEFAULTS = {
@@ -58,7 +55,7 @@ def get_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1, ...")
     p.add_argument("--dtype", choices=tuple(DTYPES), default="float32", help="model and audio precision")
-    p.add_argument("--config", default="default,small", help=f"comma-separated configs: {', '.join(CONFIGS)}")
+    p.add_argument("--config", default="default,small", help=f"comma-separated configs: {', '.join(NAMES)} (small/tiny: configs/waveglow-*.yaml)")
     p.add_argument("--seconds", type=float, help="utterance length in seconds (default: 1 on CPU, 4 on CUDA)")
     p.add_argument("--batch", type=int, default=1, help="utterances per call")
     p.add_argument("--repeats", type=int, help="timed iterations per figure (default: 2 on CPU, 10 on CUDA)")
@@ -112,7 +109,7 @@ def build(cfg: WaveGlowConfig, device: torch.device, dtype: torch.dtype, seed: i
 
 
 def bench_config(name: str, args, device: torch.device, dtype: torch.dtype) -> list[dict]:
-    cfg = CONFIGS[name]
+    cfg, _ = model_config(name)
     frames = max(1, round(args.seconds * SAMPLE_RATE / cfg.hop_length))
     samples = frames * cfg.hop_length
     gen = torch.Generator().manual_seed(args.seed)
@@ -198,9 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     names = [n.strip() for n in args.config.split(",") if n.strip()]
-    unknown = [n for n in names if n not in CONFIGS]
+    unknown = [n for n in names if n not in NAMES]
     if unknown or not names:
-        print(f"error: unknown config {unknown or names}; choose from {', '.join(CONFIGS)}", file=sys.stderr)
+        print(f"error: unknown config {unknown or names}; choose from {', '.join(NAMES)}", file=sys.stderr)
         return 2
     if args.seconds <= 0 or args.batch < 1 or args.repeats < 1 or args.warmup < 0 or not math.isfinite(args.seconds):
         print("error: --seconds must be > 0, --batch and --repeats >= 1, --warmup >= 0", file=sys.stderr)

@@ -29,16 +29,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from bench_configs import NAMES, model_config
 
-from waveflow import MelConfig, WaveGlow, WaveGlowConfig
+from waveflow import MelConfig, WaveGlow
 from waveflow.checkpoints import load_checkpoint
-from waveflow.config import from_dict, load_yaml, to_dict
+from waveflow.config import to_dict
 from waveflow.inference import Vocoder, pick_device
 
-ROOT = Path(__file__).resolve().parent.parent
-# Fallback shapes when configs/waveglow-<name>.yaml does not exist (default = NVIDIA's published model).
-BUILTIN = {"default": {}, "small": {"n_channels": 128}, "tiny": {"n_flows": 4, "n_early_every": 2, "n_layers": 2,
-                                                                  "n_channels": 16}}
 MODES: dict[str, Callable] = {}
 Run = Callable[[list[torch.Tensor]], list[torch.Tensor]]
 
@@ -104,11 +101,7 @@ def build_model(args) -> tuple[WaveGlow, MelConfig, dict]:
     if args.checkpoint:
         ck = load_checkpoint(args.checkpoint, weight_norm=False)
         return ck.model, ck.mel_config, {"checkpoint": str(args.checkpoint), "model": to_dict(ck.model.config)}
-    path = ROOT / "configs" / f"waveglow-{args.config}.yaml"
-    if args.config != "default" and path.is_file():
-        model_cfg, source = from_dict(WaveGlowConfig, load_yaml(path).get("model", {}), "model"), str(path.name)
-    else:
-        model_cfg, source = WaveGlowConfig(**BUILTIN[args.config]), f"builtin {args.config}"
+    model_cfg, source = model_config(args.config)
     torch.manual_seed(args.seed)
     model = WaveGlow(model_cfg)
     with torch.no_grad():  # non-zero end convs, so the couplings (and the SNR column) are not trivial
@@ -141,7 +134,7 @@ def snr_db(reference: list[torch.Tensor], other: list[torch.Tensor]) -> float:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--checkpoint", type=Path, help="model file (overrides --config)")
-    p.add_argument("--config", choices=tuple(BUILTIN), default="default", help="model shape when no checkpoint")
+    p.add_argument("--config", choices=NAMES, default="default", help="model shape when no checkpoint (small/tiny: configs/waveglow-*.yaml)")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="bfloat16",
                    help="the reduced precision compared with eager float32")

@@ -14,6 +14,7 @@ Helpers (import them: ``from conftest import randomize_ends``):
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
@@ -70,21 +71,18 @@ def speech_wav_dir(tmp_path_factory) -> Path:
     return folder
 
 
+# A WaveGlow small enough for CPU tests: 80 mels / hop 256 (so real mels fit), 4 flows with one early exit
+# (channels 8, 8, 6, 6), 3 WN layers (odd), 16 WN channels.
+TINY_CONFIG = WaveGlowConfig(
+    n_mels=80, n_flows=4, n_group=8, n_early_every=2, n_early_size=2, n_layers=3, n_channels=16, kernel_size=3,
+    hop_length=256,
+)
+
+
 @pytest.fixture
 def tiny_config() -> WaveGlowConfig:
-    """A WaveGlow small enough for CPU tests: 80 mels / hop 256 (so real mels fit), 4 flows with one early
-    exit (channels 8, 8, 6, 6), 3 WN layers (odd), 16 WN channels."""
-    return WaveGlowConfig(
-        n_mels=80,
-        n_flows=4,
-        n_group=8,
-        n_early_every=2,
-        n_early_size=2,
-        n_layers=3,
-        n_channels=16,
-        kernel_size=3,
-        hop_length=256,
-    )
+    """:data:`TINY_CONFIG`, a fresh copy (a test may change its fields)."""
+    return dataclasses.replace(TINY_CONFIG)
 
 
 @pytest.fixture(scope="module")

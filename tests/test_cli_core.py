@@ -176,11 +176,12 @@ def test_mel_missing_input_is_an_error(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------------- benchmark script
-def test_bench_flow_script_prints_json(capsys):
+def test_bench_flow_script_prints_json(capsys, monkeypatch):
     """Smoke test of scripts/bench_flow.py (tiny run): one JSON object per figure with the documented fields."""
     import importlib.util
 
     path = Path(__file__).resolve().parents[1] / "scripts" / "bench_flow.py"
+    monkeypatch.syspath_prepend(str(path.parent))  # as `python scripts/bench_flow.py` has it (bench_configs)
     spec = importlib.util.spec_from_file_location("bench_flow", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

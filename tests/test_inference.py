@@ -304,8 +304,10 @@ def test_glow_old_models_run_eager_or_get_a_clear_error():
     cfg = WaveGlowConfig(n_flows=4, n_early_every=2, n_layers=2, n_channels=16, alternate_halves=True)
     old = randomize_ends(WaveGlow(cfg), std=0.1)
     assert Vocoder(old, kernels="auto").backend == "eager"
-    with pytest.raises(NotImplementedError, match="alternate halves"):
+    with pytest.raises(ValueError, match="alternate halves"):
         Vocoder(old, kernels="torch")
+    with pytest.raises(ValueError, match="kernels='triton' cannot run here"):
+        Vocoder(old, kernels="triton")  # no CUDA here (and the model is unsupported)
     with pytest.raises(ValueError, match="kernels must be one of"):
         Vocoder(old, kernels="fast")
 

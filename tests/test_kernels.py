@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import randomize_ends
+from conftest import TINY_CONFIG, randomize_ends
 
 from waveflow import WaveGlow, WaveGlowConfig
 from waveflow.kernels import (
@@ -56,17 +56,7 @@ CONFIGS = {
     "additive": dataclasses.replace(BASE, coupling="additive"),
     "kernel5": dataclasses.replace(BASE, kernel_size=5, n_layers=2),
 }
-# 80 mels / hop 256 (real mel shapes), 16 WN channels.
-TINY = WaveGlowConfig(
-    n_mels=80,
-    n_flows=4,
-    n_group=8,
-    n_early_every=2,
-    n_early_size=2,
-    n_layers=3,
-    n_channels=16,
-    hop_length=256,
-)
+TINY = TINY_CONFIG  # 80 mels / hop 256 (real mel shapes), 16 WN channels
 
 
 def build(cfg: WaveGlowConfig, seed: int = 0, ends_std: float = 0.2, device=DEV) -> WaveGlow:

@@ -11,4 +11,4 @@ from .checkpoints import load_model, save_model
 from .mel import MelConfig, MelSpectrogram
 from .models import WaveGlow, WaveGlowConfig
 
-__all__ = ["MelConfig", "MelSpectrogram", "WaveGlow", "WaveGlowConfig", "load_model", "save_model", "__version__"]
+__all__ = ["MelConfig", "MelSpectrogram", "WaveGlow", "WaveGlowConfig", "__version__", "load_model", "save_model"]

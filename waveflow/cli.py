@@ -68,14 +68,14 @@ def run_mel(args) -> int:
 
     overrides = {
         k: v
-        for k, v in dict(
-            n_fft=args.n_fft,
-            hop_length=args.hop_length,
-            win_length=args.win_length,
-            n_mels=args.n_mels,
-            fmin=args.fmin,
-            fmax=args.fmax,
-        ).items()
+        for k, v in {
+            "n_fft": args.n_fft,
+            "hop_length": args.hop_length,
+            "win_length": args.win_length,
+            "n_mels": args.n_mels,
+            "fmin": args.fmin,
+            "fmax": args.fmax,
+        }.items()
         if v is not None
     }
     if args.checkpoint:

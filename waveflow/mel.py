@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 import librosa
 import numpy as np
@@ -42,7 +41,7 @@ class MelConfig:
     win_length: int = 1024
     n_mels: int = 80
     fmin: float = 0.0
-    fmax: Optional[float] = 8000.0
+    fmax: float | None = 8000.0
     clamp_min: float = 1e-5
 
     def __post_init__(self) -> None:
@@ -69,24 +68,24 @@ class MelConfig:
         return math.log(self.clamp_min)
 
     @classmethod
-    def for_sample_rate(cls, sample_rate: int, **overrides) -> "MelConfig":
+    def for_sample_rate(cls, sample_rate: int, **overrides) -> MelConfig:
         """Tacotron2-like settings scaled to ``sample_rate`` (window ~46 ms, hop ~11.6 ms, fmax 8 kHz).
 
         16 kHz gives n_fft 1024 / hop 256 like 22.05 kHz (the common choice); 44.1 and 48 kHz double
         the window and hop so a frame spans the same time. Any field can be overridden.
         """
         scale = 2 if sample_rate >= 32000 else 1
-        base = dict(
-            sample_rate=sample_rate,
-            n_fft=1024 * scale,
-            hop_length=256 * scale,
-            win_length=1024 * scale,
-            fmax=min(8000.0, sample_rate / 2),
-        )
+        base = {
+            "sample_rate": sample_rate,
+            "n_fft": 1024 * scale,
+            "hop_length": 256 * scale,
+            "win_length": 1024 * scale,
+            "fmax": min(8000.0, sample_rate / 2),
+        }
         base.update(overrides)
         return cls(**base)
 
-    def replace(self, **changes) -> "MelConfig":
+    def replace(self, **changes) -> MelConfig:
         return dataclasses.replace(self, **changes)
 
 

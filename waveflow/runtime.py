@@ -99,13 +99,14 @@ def fast_inverse(
     """The inverse a :class:`~waveflow.inference.Vocoder` runs, and its name for logs and benchmarks.
 
     ``kernels``: ``"off"`` -> ``(None, "eager")`` (the model's own ``inverse``); ``"torch"``/``"triton"`` ->
-    :func:`waveflow.kernels.prepare_inverse` with that backend (an error if it cannot run here);
+    :func:`waveflow.kernels.prepare_inverse` with that backend (a ``ValueError`` saying why if it cannot run
+    here);
     ``"auto"`` -> the fused Triton kernels on CUDA in float16/bfloat16 when Triton is installed and the
     model is supported (not NVIDIA ``glow_old``), else eager. Weights are packed from a float32 copy.
     """
     if kernels not in KERNELS:
         raise ValueError(f"kernels must be one of {', '.join(KERNELS)}, got {kernels!r}")
-    from . import kernels as fused  # noqa: PLC0415 - keeps Triton and the kernel package off the eager path
+    from . import kernels as fused
 
     supported = not any(step.coupling.swap_halves for step in model.flows)
     if kernels == "off" or (kernels == "auto" and not (
@@ -113,4 +114,8 @@ def fast_inverse(
     )):
         return None, "eager"
     backend = "triton" if kernels == "auto" else kernels
-    return fused.prepare_inverse(prepare_model(model, device, torch.float32), dtype, backend), f"kernels-{backend}"
+    try:
+        fast = fused.prepare_inverse(prepare_model(model, device, torch.float32), dtype, backend)
+    except (RuntimeError, NotImplementedError) as e:  # Triton or CUDA missing, unsupported model
+        raise ValueError(f"kernels={kernels!r} cannot run here: {e}") from None
+    return fast, f"kernels-{backend}"

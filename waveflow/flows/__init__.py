@@ -4,4 +4,4 @@ from .coupling import AffineCoupling
 from .invconv import InvConv1x1
 from .wavenet import WN, apply_weight_norm, remove_weight_norm
 
-__all__ = ["AffineCoupling", "InvConv1x1", "WN", "apply_weight_norm", "remove_weight_norm"]
+__all__ = ["WN", "AffineCoupling", "InvConv1x1", "apply_weight_norm", "remove_weight_norm"]

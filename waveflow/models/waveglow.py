@@ -262,12 +262,12 @@ class WaveGlow(nn.Module):
         )
 
     # ------------------------------------------------------------------ weight norm
-    def remove_weight_norm(self) -> "WaveGlow":
+    def remove_weight_norm(self) -> WaveGlow:
         """Fold weight norm into plain weights for inference (outputs unchanged up to rounding)."""
         remove_weight_norm(self)
         return self
 
-    def apply_weight_norm(self) -> "WaveGlow":
+    def apply_weight_norm(self) -> WaveGlow:
         """Re-apply weight norm (e.g. to fine-tune a folded model); outputs unchanged up to rounding."""
         apply_weight_norm(self)
         return self

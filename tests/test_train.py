@@ -321,3 +321,16 @@ def test_warm_start_from_exported_model(corpus, tmp_path, fresh_accelerate):
     finally:
         trainer.close()
     assert (tmp_path / "second" / "model.pt").is_file()
+
+
+def test_time_limit_stops_with_a_state_and_an_exported_model(corpus, tmp_path, fresh_accelerate):
+    """``train.max_minutes`` ends the run early (here after the first step) like a finished run: a state
+    to resume from and the exported model; running again continues from that step."""
+    run_dir = tmp_path / "timed"
+    run(_config(corpus, run_dir, "train.max_steps=50", "train.max_minutes=0.0001", "train.validate_every=0",
+                "train.checkpoint_every=50"))
+    assert [step for step, _ in list_states(run_dir / "checkpoints")] == [1]
+    assert load_checkpoint(run_dir / "model.pt").model is not None
+    reset_accelerate()
+    run(_config(corpus, run_dir, "train.max_steps=2", "train.validate_every=0", "train.checkpoint_every=50"))
+    assert [step for step, _ in list_states(run_dir / "checkpoints")] == [1, 2]

@@ -406,8 +406,8 @@ def add_quickstart_parser(sub) -> None:
         "make a voice corpus, train a tiny voice on CPU, vocode test clips, open the demo",
         "From nothing to a demo of your own voice, offline: the offline TTS engines (apt-get install "
         "espeak-ng flite) speak a small corpus, the tiny config trains on it on the CPU (a few minutes, with "
-        "a progress bar), held-out utterances are vocoded into OUT/vocoded/, and the demo starts on the new "
-        "voice. Re-running resumes. The tiny voice is for trying the pipeline: its audio is noise rather "
+        "a progress bar; at most --minutes), held-out utterances are vocoded into OUT/vocoded/, and the demo "
+        "starts on the new voice. Re-running resumes. The tiny voice is for trying the pipeline: its audio is noise rather "
         "than speech (README says how to get a real voice).",
         "examples:\n  waveflow quickstart\n  waveflow quickstart --steps 1000 -o runs/qs-long\n"
         "  waveflow quickstart --steps 5 --utterances 12 --no-demo     (a smoke test, under a minute)",
@@ -417,6 +417,9 @@ def add_quickstart_parser(sub) -> None:
     p.add_argument("--utterances", type=int, default=40, help="corpus size")
     p.add_argument("--steps", type=int, default=300,
                    help="training steps (the tiny model takes 1-2 s a step on 2 CPU cores)")
+    p.add_argument("--minutes", type=float, default=10.0,
+                   help="stop training after this many minutes even if --steps are not done (0 = no limit); "
+                        "running again continues training")
     p.add_argument("--test-clips", type=int, default=3, help="held-out utterances to vocode")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-demo", action="store_true", help="stop after vocoding (for CI and scripts)")
@@ -432,7 +435,8 @@ def run_quickstart(args) -> int:
 
     try:
         result = quickstart.run_quickstart(
-            args.out_dir, voice=args.voice, utterances=args.utterances, steps=args.steps, seed=args.seed,
+            args.out_dir, voice=args.voice, utterances=args.utterances, steps=args.steps, minutes=args.minutes,
+            seed=args.seed,
             test_clips=args.test_clips, device=args.device, progress=not args.no_progress,
         )
     except (quickstart.QuickstartError, CorpusError, TrainingError) as e:

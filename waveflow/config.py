@@ -237,6 +237,8 @@ class TrainConfig:
         run_dir: output folder (checkpoints, TensorBoard logs, resolved config, split lists). Required.
         seed: seeds model initialisation, data order, segments and noise.
         max_steps: optimizer steps to train for.
+        max_minutes: also stop (saving a state and the exported model) once this invocation has trained for
+            this many minutes; 0 = no limit. Running again resumes, with a fresh budget.
         batch_size: clips per micro-batch per process (global batch = batch_size x processes x grad_accum_steps).
         grad_accum_steps: micro-batches accumulated per optimizer step.
         lr: Adam learning rate (peak, after warm-up).
@@ -269,6 +271,7 @@ class TrainConfig:
     run_dir: str | None = None
     seed: int = 1234
     max_steps: int = 100000
+    max_minutes: float = 0.0
     batch_size: int = 12
     grad_accum_steps: int = 1
     lr: float = 1e-4
@@ -301,7 +304,7 @@ class TrainConfig:
                      "keep_checkpoints", "max_nonfinite"):
             require(getattr(self, name) > 0, f"train.{name} must be positive, got {getattr(self, name)}")
         for name in ("warmup_steps", "validate_every", "val_max_items", "val_audio_clips", "weight_decay",
-                     "max_grad_norm"):
+                     "max_grad_norm", "max_minutes"):
             require(getattr(self, name) >= 0, f"train.{name} must be >= 0, got {getattr(self, name)}")
         require(self.lr > 0, f"train.lr must be positive, got {self.lr}")
         require(0 <= self.lr_min_ratio <= 1, f"train.lr_min_ratio must be in [0, 1], got {self.lr_min_ratio}")

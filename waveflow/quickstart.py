@@ -64,8 +64,10 @@ def make_voice_corpus(out_dir: Path, voice: str, utterances: int, progress: bool
     return folder
 
 
-def train_voice(corpus: Path, run_dir: Path, steps: int, seed: int, progress: bool, config: Path = TINY_CONFIG) -> Path:
-    """Train the tiny config for ``steps`` steps on ``corpus``; returns the exported model file."""
+def train_voice(corpus: Path, run_dir: Path, steps: int, seed: int, progress: bool, config: Path = TINY_CONFIG,
+                minutes: float = 0.0) -> Path:
+    """Train the tiny config for ``steps`` steps (or ``minutes``, if that comes first; 0 = no limit) on
+    ``corpus``; returns the exported model file."""
     from .train import load_run_config, run
 
     if not config.is_file():
@@ -74,13 +76,15 @@ def train_voice(corpus: Path, run_dir: Path, steps: int, seed: int, progress: bo
         f"data.root={corpus}",
         f"train.run_dir={run_dir}",
         f"train.max_steps={steps}",
+        f"train.max_minutes={minutes}",
         f"train.seed={seed}",
         f"train.checkpoint_every={steps}",
         f"train.validate_every={max(steps, 1)}",
         "train.tracker=none",
         f"train.progress={'true' if progress else 'false'}",
     ]
-    print(f"[2/4] train: {config.name} for {steps} steps on CPU -> {run_dir}", file=sys.stderr, flush=True)
+    limit = f" (at most {minutes:g} minutes)" if minutes else ""
+    print(f"[2/4] train: {config.name} for {steps} steps{limit} on CPU -> {run_dir}", file=sys.stderr, flush=True)
     run(load_run_config(config, overrides))
     model = run_dir / "model.pt"
     if not model.is_file():
@@ -130,6 +134,7 @@ def run_quickstart(
     voice: str = "auto",
     utterances: int = 40,
     steps: int = 300,
+    minutes: float = 0.0,
     seed: int = 0,
     test_clips: int = 3,
     sigma: float = 0.6,
@@ -142,7 +147,7 @@ def run_quickstart(
     voice = pick_voice(voice)
     corpus = make_voice_corpus(out_dir / "corpus", voice, utterances, progress)
     run_dir = out_dir / f"tiny-{voice}"
-    model = train_voice(corpus, run_dir, steps, seed, progress)
+    model = train_voice(corpus, run_dir, steps, seed, progress, minutes=minutes)
     wavs, mels = vocode_test_clips(model, run_dir, out_dir, test_clips, sigma, seed, device, progress)
     return QuickstartResult(corpus, run_dir, model, wavs, mels)
 

@@ -295,7 +295,7 @@ class Trainer:
         scalars: dict[str, float] = {}
         if self.step == 0 and t.validate_every and self.val_dl is not None:
             self.validator.run()  # the untrained baseline, so the curve starts where training starts
-        tick = time.perf_counter()
+        tick = started = time.perf_counter()
         while self.step < t.max_steps:
             self.sampler.set_epoch(self.epoch)
             self.train_dl.set_epoch(self.epoch)
@@ -315,14 +315,27 @@ class Trainer:
                 bar.update(1)
                 scalars = self._after_step(step_scalars, bar) or scalars
                 tick = time.perf_counter()  # throughput of training alone, not of validation or saving
-                if self.step >= t.max_steps:
+                if self.step >= t.max_steps or self._out_of_time(started):
                     break
             else:
                 self.epoch, self.batches_in_epoch = self.epoch + 1, 0
+                continue
+            if self.step < t.max_steps:  # left the loop on the time limit
+                log.info("step %d: time limit of train.max_minutes=%g reached; run again to continue",
+                         self.step, t.max_minutes)
+                break
         bar.close()
         if self.last_state != state_name(self.step):
             self.save_checkpoint()
         return scalars
+
+    def _out_of_time(self, started: float) -> bool:
+        """``train.max_minutes`` spent (on any process: all processes stop at the same step)."""
+        limit = self.cfg.train.max_minutes
+        if not limit:
+            return False
+        over = torch.tensor(float(time.perf_counter() - started > 60 * limit), device=self.accelerator.device)
+        return bool(self.accelerator.reduce(over, reduction="sum") > 0)
 
     def batch_audio(self, batch: dict) -> torch.Tensor:
         """The ``(B, T)`` training audio of a batch (a hook: tests inject non-finite batches here)."""

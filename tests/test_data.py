@@ -177,3 +177,14 @@ def test_run_config_cross_checks_name_the_key(tmp_path):
         load_run_config(None, ["data.repeat=1.5"])
     with pytest.raises(ConfigError, match="data.root is required"):
         scan(DataConfig(), RATE, 4096)
+
+
+def test_numbers_in_exponent_notation(tmp_path):
+    """YAML 1.1 reads ``5e-4`` (no dot) as a string; float keys accept it, on the command line and in files."""
+    cfg = load_run_config(None, ["train.lr=5e-4", "train.sigma=1E0"])
+    assert cfg.train.lr == 5e-4 and cfg.train.sigma == 1.0
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lr: 3e-5\n")
+    assert load_run_config(path, []).train.lr == 3e-5
+    with pytest.raises(ConfigError, match="train.lr: expected a number, got str 'fast'"):
+        load_run_config(None, ["train.lr=fast"])

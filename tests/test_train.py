@@ -24,7 +24,7 @@ import torch
 
 from waveflow.checkpoints import load_checkpoint
 from waveflow.train import Trainer, load_run_config, run
-from waveflow.trainer_utils import TrainingError, list_states
+from waveflow.train_state import TrainingError, list_states
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "waveglow-tiny.yaml"

@@ -196,7 +196,7 @@ def add_train_parser(sub) -> None:
 
 def run_train(args) -> int:
     from .train import load_run_config, plain, run
-    from .trainer_utils import TrainingError
+    from .train_state import TrainingError
 
     overrides = list(args.overrides) + (["train.resume=latest"] if args.resume else [])
     cfg = load_run_config(args.config, overrides)  # a bad key or type fails here, before any work
@@ -431,7 +431,7 @@ def add_quickstart_parser(sub) -> None:
 def run_quickstart(args) -> int:
     from . import quickstart
     from .corpus import CorpusError
-    from .trainer_utils import TrainingError
+    from .train_state import TrainingError
 
     try:
         result = quickstart.run_quickstart(

@@ -44,25 +44,26 @@ from .data import ClipDataset, EpochSampler, SegmentDataset, collate, scan
 from .ema import EMA
 from .mel import MelConfig, MelSpectrogram
 from .models import WaveGlow, WaveGlowConfig
-from .trainer_utils import (
-    STATE_MARKER,
-    NonFiniteGuard,
-    TqdmHandler,
+from .train_state import (
     TrainingError,
-    Validator,
     clean_partial,
     commit_state,
-    fingerprint,
-    hparams,
-    list_states,
-    lr_factor,
-    nll_scalars,
-    plain,
+    find_resume_state,
     prune_states,
     read_trainer_state,
     state_name,
     tmp_state_dir,
     truncate_metrics,
+)
+from .trainer_utils import (
+    NonFiniteGuard,
+    TqdmHandler,
+    Validator,
+    fingerprint,
+    hparams,
+    lr_factor,
+    nll_scalars,
+    plain,
 )
 
 log = logging.getLogger("waveflow.train")
@@ -250,27 +251,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ resume
     def _find_resume_state(self) -> Path | None:
-        resume = self.cfg.train.resume
         if self.main:
             clean_partial(self.ckpt_dir)
-        states = list_states(self.ckpt_dir)
-        if resume == "auto":
-            return states[-1][1] if states else None
-        if resume == "latest":
-            if not states:
-                raise TrainingError(f"train.resume=latest: no complete training state in {self.ckpt_dir}")
-            return states[-1][1]
-        if resume == "never":
-            if states:
-                raise TrainingError(
-                    f"{self.run_dir} already holds training states (latest {states[-1][1].name}); use "
-                    "train.resume=auto to continue it, or choose another train.run_dir"
-                )
-            return None
-        path = Path(resume)
-        if not (path / STATE_MARKER).is_file():
-            raise TrainingError(f"train.resume={resume}: not a complete training state folder")
-        return path
+        return find_resume_state(self.cfg.train.resume, self.run_dir, self.ckpt_dir)
 
     def _resume(self, state_dir: Path) -> None:
         self.accelerator.load_state(str(state_dir))

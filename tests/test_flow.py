@@ -37,6 +37,7 @@ CONFIGS = {
     "kernel5-5layers": dataclasses.replace(BASE, kernel_size=5, n_layers=5),
     "early-every3": dataclasses.replace(BASE, n_flows=7, n_early_every=3),
     "alternate-halves": dataclasses.replace(BASE, n_flows=5, alternate_halves=True),  # glow_old layout
+    "mel-shift": dataclasses.replace(BASE, mel_shift=6.0),
 }
 
 
@@ -520,3 +521,19 @@ def test_alternate_halves_swaps_the_roles_of_the_halves_in_odd_flows():
         y1, _ = model.flows[1].coupling(x, cond)
     assert torch.equal(y0[:, :4], x[:, :4]) and (y0[:, 4:] - x[:, 4:]).abs().max() > 1e-3
     assert torch.equal(y1[:, 4:], x[:, 4:]) and (y1[:, :4] - x[:, :4]).abs().max() > 1e-3
+
+
+def test_mel_shift_is_added_before_the_upsampler():
+    """``mel_shift`` conditions on ``mel + shift``: the same model without the shift, fed shifted mels, agrees."""
+    torch.manual_seed(0)
+    shifted = randomize_ends(WaveGlow(dataclasses.replace(BASE, mel_shift=6.0)), std=0.1)
+    plain = WaveGlow(BASE)
+    plain.load_state_dict(shifted.state_dict())
+    audio = torch.rand(2, 16 * BASE.hop_length) * 0.2 - 0.1
+    mel = torch.randn(2, BASE.n_mels, 17) - 6.0
+    with torch.no_grad():
+        z, logdet = shifted(audio, mel)
+        z0, logdet0 = plain(audio, mel + 6.0)
+        torch.testing.assert_close(z, z0, atol=0, rtol=0)
+        torch.testing.assert_close(logdet, logdet0, atol=0, rtol=0)
+        assert (plain(audio, mel)[0] - z).abs().max() > 1e-3  # the shift matters

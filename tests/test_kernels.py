@@ -55,6 +55,7 @@ CONFIGS = {
     "group16": dataclasses.replace(BASE, n_group=16, n_early_size=4),
     "additive": dataclasses.replace(BASE, coupling="additive"),
     "kernel5": dataclasses.replace(BASE, kernel_size=5, n_layers=2),
+    "mel-shift": dataclasses.replace(BASE, mel_shift=6.0),
 }
 TINY = TINY_CONFIG  # 80 mels / hop 256 (real mel shapes), 16 WN channels
 
@@ -333,7 +334,7 @@ def test_triton_coupling_inverse(dtype, n_ch, additive):
 
 
 @needs_triton
-@pytest.mark.parametrize("name", ["early-outputs", "additive", "group16"])
+@pytest.mark.parametrize("name", ["early-outputs", "additive", "group16", "mel-shift"])
 def test_triton_fast_inverse_matches_model(name):
     cfg = CONFIGS[name]
     model = build(cfg)

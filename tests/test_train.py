@@ -97,6 +97,11 @@ def test_tiny_run_lowers_validation_nll(corpus, tmp_path):
     # Better than the best white Gaussian of each validation crop: the model learned more than the level.
     baseline = _gaussian_baseline(run_dir, 8192)
     assert end < baseline - 0.3, (end, baseline)
+    # The model listens to its mel: the true mel explains the validation audio far better than a silent one.
+    # (A model whose conditioning saturated, as the tiny config did before model.mel_shift, gains 0.000.)
+    gain = _mel_gain_bits(run_dir)
+    print(f"bits per sample gained from the true mel over a silent mel: {gain:.3f}")
+    assert gain > 0.5, gain
     # Everything a run promises is there.
     for name in ("config.yaml", "split/train.txt", "split/val.txt", "split/test.txt", "model.pt", "train.log"):
         assert (run_dir / name).is_file(), name
@@ -113,6 +118,25 @@ def test_tiny_run_lowers_validation_nll(corpus, tmp_path):
     assert BROKEN_ID not in (run_dir / "split" / "train.txt").read_text()
     events = list((run_dir / "logs").rglob("events.out.tfevents.*"))
     assert events, "no TensorBoard events"
+
+
+def _mel_gain_bits(run_dir: Path) -> float:
+    """Mean over validation clips of NLL(silent mel) - NLL(true mel), in bits per sample."""
+    from waveflow.audio import load_audio
+    from waveflow.mel import MelSpectrogram
+
+    ck = load_checkpoint(run_dir / "model.pt")
+    model, mel_fn = ck.model.eval(), MelSpectrogram(ck.mel_config)
+    gains = []
+    for line in (run_dir / "split" / "val.txt").read_text().splitlines():
+        audio, _ = load_audio(line.split("|", 1)[1], sample_rate=ck.mel_config.sample_rate)
+        audio = torch.from_numpy(audio[: len(audio) // 8 * 8])[None].float()
+        mel = mel_fn(audio)
+        with torch.no_grad():
+            true = model.nll(audio, mel).bits_per_sample.item()
+            silent = model.nll(audio, torch.full_like(mel, ck.mel_config.log_floor)).bits_per_sample.item()
+        gains.append(silent - true)
+    return float(np.mean(gains))
 
 
 def _gaussian_baseline(run_dir: Path, crop: int) -> float:

@@ -409,14 +409,14 @@ def add_quickstart_parser(sub) -> None:
         "a progress bar; at most --minutes), held-out utterances are vocoded into OUT/vocoded/, and the demo "
         "starts on the new voice. Re-running resumes. The tiny voice is for trying the pipeline: its audio is noise rather "
         "than speech (README says how to get a real voice).",
-        "examples:\n  waveflow quickstart\n  waveflow quickstart --steps 1000 -o runs/qs-long\n"
+        "examples:\n  waveflow quickstart\n  waveflow quickstart --steps 5000 --minutes 30 -o runs/qs-long\n"
         "  waveflow quickstart --steps 5 --utterances 12 --no-demo     (a smoke test, under a minute)",
     )
     p.add_argument("-o", "--out-dir", type=Path, default=Path("runs/quickstart"), help="output folder")
     p.add_argument("--voice", default="auto", help="TTS voice of the corpus (auto: flite-slt, else espeak-en-us)")
     p.add_argument("--utterances", type=int, default=40, help="corpus size")
-    p.add_argument("--steps", type=int, default=300,
-                   help="training steps (the tiny model takes 1-2 s a step on 2 CPU cores)")
+    p.add_argument("--steps", type=int, default=1500,
+                   help="training steps (the tiny model takes about 0.2 s a step on 2 idle CPU cores)")
     p.add_argument("--minutes", type=float, default=10.0,
                    help="stop training after this many minutes even if --steps are not done (0 = no limit); "
                         "running again continues training")

@@ -133,7 +133,7 @@ def run_quickstart(
     out_dir: Path,
     voice: str = "auto",
     utterances: int = 40,
-    steps: int = 300,
+    steps: int = 1500,
     minutes: float = 0.0,
     seed: int = 0,
     test_clips: int = 3,

@@ -97,6 +97,7 @@ class FastInverse:
         p = self.pack
         if mel.dim() != 3 or mel.shape[1] != p.n_mels:
             raise ValueError(f"mel must be (B, {p.n_mels}, frames), got shape {tuple(mel.shape)}")
+        mel = mel.float() + p.mel_shift if p.mel_shift else mel  # shifted in float32, then cast
         up = F.conv_transpose1d(mel.to(p.dtype), p.w_up, p.b_up, stride=p.hop)
         if up.shape[-1] < num_samples:
             raise ValueError(

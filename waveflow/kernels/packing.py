@@ -55,6 +55,7 @@ class ModelPack:
     dtype: torch.dtype
     w_up: torch.Tensor  # ConvTranspose1d weight (n_mels, n_mels, 4 hop), working dtype
     b_up: torch.Tensor
+    mel_shift: float  # added to the mel before the upsampler (WaveGlowConfig.mel_shift)
     w_cond: torch.Tensor  # (n_flows * n_layers * 2C, n_mels * n_group), working dtype; flow-major rows
     flows: list[FlowPack]
 
@@ -148,6 +149,7 @@ def pack_model(model: WaveGlow, dtype: torch.dtype) -> ModelPack:
         dtype=dtype,
         w_up=model.upsample.weight.detach().to(**wd),
         b_up=model.upsample.bias.detach().to(**wd),
+        mel_shift=cfg.mel_shift,
         w_cond=torch.cat(cond_ws, 0).to(**wd).contiguous(),
         flows=flows,
     )

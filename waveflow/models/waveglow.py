@@ -38,6 +38,12 @@ class WaveGlowConfig:
         coupling: ``affine`` (WaveGlow) or ``additive`` (NICE, volume preserving).
         alternate_halves: odd-numbered flows condition on the SECOND half and transform the first, as
             NVIDIA's early ``glow_old`` models do (set when such a checkpoint is imported).
+        mel_shift: constant added to the log-mel before the upsampler. NVIDIA's models use 0 (imported
+            checkpoints get 0). Log-mels sit around -6, and with that offset Adam moves the upsampler's weights
+            in step, so the conditioning grows until the WN gates saturate and the model stops listening to
+            the mel (measured: the tiny config at 400 steps gains nothing from the true mel over a silent one;
+            with ``mel_shift: 6`` it gains 15 bits per sample and its validation NLL is 0.3 bits lower). Our
+            small and tiny configs use 6.
     """
 
     n_mels: int = 80
@@ -51,8 +57,10 @@ class WaveGlowConfig:
     hop_length: int = 256
     coupling: Literal["affine", "additive"] = "affine"
     alternate_halves: bool = False
+    mel_shift: float = 0.0
 
     def __post_init__(self) -> None:
+        require(math.isfinite(self.mel_shift), f"model.mel_shift must be finite, got {self.mel_shift}")
         for name in ("n_mels", "n_flows", "n_group", "n_early_every", "n_layers", "n_channels", "hop_length"):
             require(getattr(self, name) > 0, f"model.{name} must be positive, got {getattr(self, name)}")
         require(self.n_early_size >= 0, f"model.n_early_size must be >= 0, got {self.n_early_size}")
@@ -148,7 +156,7 @@ class WaveGlow(nn.Module):
         cfg = self.config
         if mel.dim() != 3 or mel.shape[1] != cfg.n_mels:
             raise ValueError(f"mel must be (B, {cfg.n_mels}, frames), got shape {tuple(mel.shape)}")
-        up = self.upsample(mel)
+        up = self.upsample(mel + cfg.mel_shift if cfg.mel_shift else mel)
         if up.shape[-1] < num_samples:
             raise ValueError(
                 f"{mel.shape[-1]} mel frames cover {up.shape[-1]} samples, fewer than the {num_samples} asked for"

@@ -17,14 +17,26 @@ examples:
   waveflow mel wavs/ -o mels/                      audio folder -> Tacotron2-style log-mels (.npy)
   waveflow info waveglow_256channels_universal_v5.pt
   waveflow import waveglow_256channels_universal_v5.pt voices/nvidia.pt
-  waveflow train --config configs/waveglow-tiny.yaml data.root=corpus/
+  waveflow train --config configs/waveglow-tiny.yaml data.root=corpus/ train.run_dir=runs/tiny
   waveflow vocode mels/ -o wavs_out/ --checkpoint voices/nvidia.pt
+  waveflow synth recordings/ -o resynth/ --checkpoint voices/nvidia.pt
+  waveflow eval clips/ --checkpoint voices/nvidia.pt
+  waveflow demo --checkpoint voices/nvidia.pt        web demo at http://127.0.0.1:7860
+  waveflow quickstart                              offline: corpus -> tiny voice -> demo, in minutes
   waveflow <command> --help                        options of one command
 """
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps example blocks as written and shows defaults."""
+    """Keeps example blocks as written and shows defaults that say something (not None, False or [], and
+    not when the help text already speaks of its default)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        quiet = action.default is None or action.default is False or action.default == [] \
+            or action.default == argparse.SUPPRESS
+        if quiet or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _add(sub, name: str, help: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
@@ -421,7 +433,7 @@ def add_quickstart_parser(sub) -> None:
                    help="stop training after this many minutes even if --steps are not done (0 = no limit); "
                         "running again continues training")
     p.add_argument("--test-clips", type=int, default=3, help="held-out utterances to vocode")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of training and vocoding")
     p.add_argument("--no-demo", action="store_true", help="stop after vocoding (for CI and scripts)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_server_arguments(p)

@@ -50,12 +50,16 @@ def register_mode(name: str):
     return wrap
 
 
-def _vocoder_mode(dtype: str, chunked: bool = False):
+def _vocoder_mode(dtype: str, chunked: bool = False, fused: bool = False):
+    """The Vocoder in ``dtype``: eager (``kernels="off"``), in chunks of ``--chunk-frames``, or on the fused-kernel
+    path (waveflow.kernels: Triton on CUDA, the torch twins elsewhere)."""
+
     def factory(model: WaveGlow, mel_config: MelConfig, args) -> Run | None:
+        kernels = ("triton" if torch.device(args.device).type == "cuda" else "torch") if fused else "off"
         try:
             vocoder = Vocoder(model, mel_config=mel_config, device=args.device, dtype=dtype, seed=args.seed,
-                              chunk_frames=args.chunk_frames if chunked else 10**9, kernels="off")
-        except ValueError as e:  # e.g. the dtype is not supported on this device
+                              chunk_frames=args.chunk_frames if chunked else 10**9, kernels=kernels)
+        except (ImportError, ValueError) as e:  # the dtype or the kernels cannot run on this device
             print(f"skipped: {e}", file=sys.stderr)
             return None
         return lambda mels: vocoder.vocode(mels)
@@ -66,27 +70,8 @@ def _vocoder_mode(dtype: str, chunked: bool = False):
 for _dt in ("float32", "bfloat16", "float16"):
     register_mode(f"eager-{_dt}")(_vocoder_mode(_dt))
     register_mode(f"chunked-{_dt}")(_vocoder_mode(_dt, chunked=True))
+    register_mode(f"kernels-{_dt}")(_vocoder_mode(_dt, fused=True))
 eager = MODES["eager-float32"]
-
-
-def _kernels_mode(dtype: str):
-    """The Vocoder on the fused-kernel path (waveflow.kernels): Triton on CUDA, the torch twins elsewhere."""
-
-    def factory(model: WaveGlow, mel_config: MelConfig, args) -> Run | None:
-        backend = "triton" if torch.device(args.device).type == "cuda" else "torch"
-        try:
-            vocoder = Vocoder(model, mel_config=mel_config, device=args.device, dtype=dtype, seed=args.seed,
-                              chunk_frames=10**9, kernels=backend)
-        except (ImportError, ValueError, RuntimeError, NotImplementedError) as e:
-            print(f"skipped kernels-{dtype}: {e}", file=sys.stderr)
-            return None
-        return lambda mels: vocoder.vocode(mels)
-
-    return factory
-
-
-for _dt in ("float32", "bfloat16", "float16"):
-    register_mode(f"kernels-{_dt}")(_kernels_mode(_dt))
 
 
 def synchronize(device: torch.device) -> None:

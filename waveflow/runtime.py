@@ -108,9 +108,9 @@ def fast_inverse(
         raise ValueError(f"kernels must be one of {', '.join(KERNELS)}, got {kernels!r}")
     from . import kernels as fused
 
-    supported = not any(step.coupling.swap_halves for step in model.flows)
     if kernels == "off" or (kernels == "auto" and not (
-        supported and device.type == "cuda" and dtype != torch.float32 and fused.triton_available()
+        fused.unsupported(model) is None and device.type == "cuda" and dtype != torch.float32
+        and fused.triton_available()
     )):
         return None, "eager"
     backend = "triton" if kernels == "auto" else kernels

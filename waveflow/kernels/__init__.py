@@ -22,7 +22,7 @@ from ..models.waveglow import WaveGlow
 from . import reference
 from .fast_inverse import FastInverse
 from .numerics import bytes_per_sample, flops_per_sample, limits, snr_db
-from .packing import ModelPack, pack_model
+from .packing import ModelPack, pack_model, unsupported
 
 BACKENDS = ("auto", "triton", "torch")
 
@@ -112,4 +112,5 @@ __all__ = [
     "snr_db",
     "triton_available",
     "triton_usable",
+    "unsupported",
 ]

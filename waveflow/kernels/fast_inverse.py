@@ -26,6 +26,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from ..models.waveglow import upsample_condition
 from . import reference
 from .packing import ModelPack
 
@@ -95,17 +96,9 @@ class FastInverse:
     def condition(self, mel: torch.Tensor, num_samples: int) -> torch.Tensor:
         """``WaveGlow.condition`` in the working dtype: ``(B, n_mels, F) -> (B, n_mels * G, n)``."""
         p = self.pack
-        if mel.dim() != 3 or mel.shape[1] != p.n_mels:
-            raise ValueError(f"mel must be (B, {p.n_mels}, frames), got shape {tuple(mel.shape)}")
-        mel = mel.float() + p.mel_shift if p.mel_shift else mel  # shifted in float32, then cast
-        up = F.conv_transpose1d(mel.to(p.dtype), p.w_up, p.b_up, stride=p.hop)
-        if up.shape[-1] < num_samples:
-            raise ValueError(
-                f"{mel.shape[-1]} mel frames cover {up.shape[-1]} samples, fewer than the {num_samples} asked for"
-            )
-        up = up[..., :num_samples]
-        B, M, T = up.shape
-        return up.reshape(B, M, T // p.n_group, p.n_group).transpose(2, 3).reshape(B, M * p.n_group, -1)
+        if p.mel_shift:
+            mel = mel.float() + p.mel_shift  # shifted in float32, then cast
+        return upsample_condition(mel.to(p.dtype), p.w_up, p.b_up, p.hop, p.n_group, num_samples)
 
     def windows(self, n: int) -> list[tuple[int, int, int, int]]:
         """``(start, stop, keep_from, keep_to)`` column ranges of the windows for an input of ``n`` columns."""

@@ -80,6 +80,13 @@ def _b(conv: torch.nn.Module) -> torch.Tensor:
     return conv.bias.detach().double()
 
 
+def unsupported(model: WaveGlow) -> str | None:
+    """Why the fused kernels cannot run ``model``, or ``None`` when they can."""
+    if any(step.coupling.swap_halves for step in model.flows):
+        return "the fused kernels do not support couplings that alternate halves (NVIDIA glow_old models)"
+    return None
+
+
 @torch.no_grad()
 def pack_model(model: WaveGlow, dtype: torch.dtype) -> ModelPack:
     """Snapshot ``model``'s weights for the fast inverse (re-pack after changing the weights).
@@ -89,11 +96,9 @@ def pack_model(model: WaveGlow, dtype: torch.dtype) -> ModelPack:
             with ``model.inverse`` (the :class:`~waveflow.inference.Vocoder` does so by itself).
     """
     cfg = model.config
-    if any(step.coupling.swap_halves for step in model.flows):
-        raise NotImplementedError(
-            "the fused kernels do not support couplings that alternate halves (NVIDIA glow_old models); "
-            "use the eager path (--kernels off)"
-        )
+    reason = unsupported(model)
+    if reason:
+        raise NotImplementedError(f"{reason}; use the eager path (--kernels off)")
     C, L = cfg.n_channels, cfg.n_layers
     dev = next(model.parameters()).device
     f32 = {"dtype": torch.float32, "device": dev}

@@ -21,6 +21,24 @@ from ..flows import AffineCoupling, InvConv1x1, apply_weight_norm, remove_weight
 LN2 = math.log(2.0)
 
 
+def upsample_condition(mel: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, hop: int, n_group: int,
+                       num_samples: int) -> torch.Tensor:
+    """The upsampler ``ConvTranspose1d(weight, bias, stride=hop)`` on ``(B, n_mels, F)``, cropped to the first
+    ``num_samples`` samples and folded into ``(B, n_mels * n_group, num_samples // n_group)``: channel
+    ``m * n_group + j`` holds sample ``t * n_group + j`` of band ``m`` (NVIDIA's unfold order)."""
+    n_mels = weight.shape[0]
+    if mel.dim() != 3 or mel.shape[1] != n_mels:
+        raise ValueError(f"mel must be (B, {n_mels}, frames), got shape {tuple(mel.shape)}")
+    up = nn.functional.conv_transpose1d(mel, weight, bias, stride=hop)
+    if up.shape[-1] < num_samples:
+        raise ValueError(
+            f"{mel.shape[-1]} mel frames cover {up.shape[-1]} samples, fewer than the {num_samples} asked for"
+        )
+    up = up[..., :num_samples]
+    B, M, T = up.shape
+    return up.reshape(B, M, T // n_group, n_group).transpose(2, 3).reshape(B, M * n_group, -1)
+
+
 @dataclass
 class WaveGlowConfig:
     """Shape of a WaveGlow. Defaults are NVIDIA's published 256-channel model (87.9 M parameters).
@@ -154,17 +172,10 @@ class WaveGlow(nn.Module):
         frame ``f`` conditions the samples around ``f * hop`` in training and inference alike.
         """
         cfg = self.config
-        if mel.dim() != 3 or mel.shape[1] != cfg.n_mels:
-            raise ValueError(f"mel must be (B, {cfg.n_mels}, frames), got shape {tuple(mel.shape)}")
-        up = self.upsample(mel + cfg.mel_shift if cfg.mel_shift else mel)
-        if up.shape[-1] < num_samples:
-            raise ValueError(
-                f"{mel.shape[-1]} mel frames cover {up.shape[-1]} samples, fewer than the {num_samples} asked for"
-            )
-        up = up[..., :num_samples]
-        B, M, T = up.shape
-        # channel m * n_group + j holds sample t * n_group + j of band m (NVIDIA's unfold order)
-        return up.reshape(B, M, T // cfg.n_group, cfg.n_group).transpose(2, 3).reshape(B, M * cfg.n_group, -1)
+        if cfg.mel_shift:
+            mel = mel + cfg.mel_shift
+        return upsample_condition(mel, self.upsample.weight, self.upsample.bias, cfg.hop_length, cfg.n_group,
+                                  num_samples)
 
     def _fold_audio(self, audio: torch.Tensor) -> torch.Tensor:
         g = self.config.n_group

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from waveflow import corpus
 from waveflow.corpus import (
     SENTENCES,
     VOICES,
@@ -29,7 +28,9 @@ from waveflow.corpus import (
     make_corpus,
     normalize_text,
     number_to_words,
+    runner,
     select_sentences,
+    sentences,
     utterance_id,
 )
 
@@ -100,8 +101,23 @@ def test_sentences_are_many_varied_and_clean() -> None:
 def test_sentences_are_stable() -> None:
     # The order is part of the API (it decides which sentence an id gets): pin a few entries.
     assert SENTENCES[0] == "The quick brown fox jumps over the lazy dog."
-    assert corpus._generate_sentences(3) == corpus._generate_sentences(3)
-    assert SENTENCES[len(corpus._WRITTEN)] == corpus._generate_sentences(1)[0]
+    assert sentences._generate_sentences(3) == sentences._generate_sentences(3)
+    assert SENTENCES[len(sentences._WRITTEN)] == sentences._generate_sentences(1)[0]
+
+
+def test_sentence_bank_is_package_data_read_with_importlib_resources(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_files = sentences.files
+    packages: list[str] = []
+
+    def spy(package: str):
+        packages.append(package)
+        return real_files(package)
+
+    monkeypatch.setattr(sentences, "files", spy)
+    bank = sentences._load_bank()
+    assert packages and set(packages) == {"waveflow.corpus"}
+    assert bank.written == sentences._WRITTEN and len(bank.written) == 160
+    assert sentences._build_sentences(bank) == SENTENCES and len(SENTENCES) == 440
 
 
 def test_select_sentences_is_deterministic_and_extends() -> None:
@@ -308,7 +324,7 @@ def test_interrupted_run_leaves_no_partial_wav_and_resumes(
             raise KeyboardInterrupt
         return real_write(file, data, *args, **kwargs)
 
-    monkeypatch.setattr(corpus.sf, "write", failing_write)
+    monkeypatch.setattr(runner.sf, "write", failing_write)
     with pytest.raises(KeyboardInterrupt):
         make_corpus(tmp_path, voices=["espeak-en-us"], n_utterances=3, progress=False, jobs=1)
     wavs = tmp_path / "wavs"
@@ -317,7 +333,7 @@ def test_interrupted_run_leaves_no_partial_wav_and_resumes(
     assert not [p for p in wavs.iterdir() if p.suffix != ".wav"], "no temporary files left behind"
     assert not (tmp_path / "metadata.csv").exists()
 
-    monkeypatch.setattr(corpus.sf, "write", real_write)
+    monkeypatch.setattr(runner.sf, "write", real_write)
     first = mtimes(tmp_path)
     make_corpus(tmp_path, voices=["espeak-en-us"], n_utterances=3, progress=False)
     assert len(read_metadata(tmp_path)) == 3

@@ -1,5 +1,6 @@
 """Helpers for tests that drive the demo as a user would: a demo server in a subprocess on a free localhost
-port, tiny voices, and short clips. Used by tests/test_demo.py, test_browser.py and test_quickstart.py."""
+port, tiny voices, and short clips. Used by tests/test_demo.py, test_browser.py and test_quickstart.py
+(``from demo_server import DemoServer``: pytest puts tests/ on ``sys.path``, as for ``conftest``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+DEMO_COMMAND = [sys.executable, "-m", "waveflow", "demo"]  # or [sys.executable, "-m", "waveflow.app"]: same options
 
 
 def free_port() -> int:
@@ -26,15 +28,13 @@ def free_port() -> int:
 
 
 def make_voice(path: Path, seed: int, name: str | None = None) -> Path:
-    """A randomly initialised WaveGlow of ``configs/waveglow-tiny.yaml``'s shape, saved as a voice."""
-    import yaml
+    """A randomly initialised WaveGlow of the bundled tiny config's shape, saved as a voice."""
+    from waveflow import WaveGlow, save_model
+    from waveflow.train.config import load_run_config
 
-    from waveflow import MelConfig, WaveGlow, WaveGlowConfig, save_model
-
-    config = yaml.safe_load((REPO_ROOT / "configs" / "waveglow-tiny.yaml").read_text())
+    config = load_run_config("tiny")
     torch.manual_seed(seed)
-    model = WaveGlow(WaveGlowConfig(**config["model"]))
-    save_model(model, path, MelConfig(**config["mel"]), meta={"name": name} if name else None)
+    save_model(WaveGlow(config.model), path, config.mel, meta={"name": name} if name else None)
     return path
 
 
@@ -51,7 +51,8 @@ def speechlike(seconds: float, sample_rate: int, channels: int = 1, seed: int = 
 
 
 class DemoServer:
-    """``waveflow demo ARGS`` in a subprocess; ``with DemoServer([...]) as url:`` waits until it answers.
+    """``waveflow demo ARGS`` (or ``command`` + ARGS) in a subprocess; ``with DemoServer([...]) as url:`` waits
+    until it answers.
 
     The child gets its own ``HOME`` and ``TMPDIR`` and runs in its own working folder (all under ``sandbox``)
     so a test can check that it writes nowhere else; output goes to ``sandbox/demo.log``.
@@ -64,14 +65,14 @@ class DemoServer:
         self.sandbox = sandbox
         self.home, self.tmp, self.cwd = sandbox / "home", sandbox / "tmp", sandbox / "cwd"
         self.log_path = sandbox / "demo.log"
-        base = command or [sys.executable, "-m", "waveflow", "demo"]
+        base = command or DEMO_COMMAND
         self.command = [*base, *args, "--port", str(self.port)]
         self.timeout = timeout
         self.proc: subprocess.Popen | None = None
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADIO_", "MPL"))}
-        # No PYTHONPATH: `waveflow demo` must find the demo/ folder by itself (see waveflow/demo_app.py).
+        # No PYTHONPATH: the installed package holds the demo by itself (a wheel install must work too).
         env.update(HOME=str(self.home), TMPDIR=str(self.tmp), PYTHONUNBUFFERED="1")
         return env
 

@@ -20,10 +20,7 @@ pytest.importorskip("gradio")
 if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)", allow_module_level=True)
 
-from waveflow.demo_app import load_demo_app
-
-load_demo_app()  # puts the source tree's demo/ package on sys.path
-from demo.testing import REPO_ROOT, DemoServer, make_voice, speechlike
+from demo_server import REPO_ROOT, DemoServer, make_voice, speechlike
 
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                 "--disable-sync"]

@@ -4,12 +4,16 @@ One server for the module (start-up, with example clips spoken by espeak-ng, tak
 voices, a 3 s upload limit. Checks output types, lengths and sample rates; that bad uploads come back as the
 demo's own messages and the next good request still works; that the server binds only 127.0.0.1, has
 analytics off, and writes nothing outside its temporary folder (its HOME, working folder and TMPDIR are
-checked after it stops).
+checked after it stops). Also: the app's own entry point (`python -m waveflow.app`) takes the same options,
+its options and launcher import without Gradio, and a missing Gradio is reported with the install command.
 """
 
 from __future__ import annotations
 
+import re
 import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -19,11 +23,9 @@ import torch
 pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")
 
-from waveflow import MelConfig, MelSpectrogram
-from waveflow.demo_app import load_demo_app
+from demo_server import DemoServer, make_voice, speechlike
 
-load_demo_app()  # puts the source tree's demo/ package on sys.path (it is not part of the installed package)
-from demo.testing import DemoServer, make_voice, speechlike
+from waveflow import MelConfig, MelSpectrogram
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -210,3 +212,39 @@ def test_binds_localhost_only_with_analytics_off(server, client):
     with socket.socket() as s:  # another loopback address reaches only servers bound to all interfaces
         s.settimeout(2)
         assert s.connect_ex(("127.0.0.2", demo.port)) != 0
+
+
+def _options(command: list[str]) -> set[str]:
+    proc = subprocess.run([sys.executable, *command, "--help"], check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return set(re.findall(r"--[a-z][a-z-]+", proc.stdout))
+
+
+def test_app_entry_point_takes_the_options_of_waveflow_demo():
+    options = _options(["-m", "waveflow.app"])
+    assert {"--voices", "--checkpoint", "--host", "--port", "--max-seconds", "--concurrency"} <= options
+    assert options == _options(["-m", "waveflow", "demo"])
+
+
+def test_options_and_launcher_import_without_gradio():
+    code = ("import sys, waveflow.app, waveflow.app.args, waveflow.app.server; "
+            "print(sorted({'gradio', 'matplotlib'} & set(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+
+
+def test_missing_gradio_says_how_to_install_it(monkeypatch, capsys):
+    import importlib.util
+
+    from waveflow.app import DemoUnavailable
+    from waveflow.app.args import get_parser
+    from waveflow.app.server import main, run
+    from waveflow.errors import WaveflowError
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gradio" else find_spec(name, *a))
+    with pytest.raises(DemoUnavailable, match=re.escape('pip install "waveflow[demo]"')) as error:
+        run(get_parser().parse_args(["--checkpoint", "voice.pt"]))
+    assert isinstance(error.value, WaveflowError)
+    assert main(["--checkpoint", "voice.pt"]) == 1
+    assert "the demo needs gradio" in capsys.readouterr().err

@@ -16,10 +16,7 @@ if not (shutil.which("flite") or shutil.which("espeak-ng")):
 pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")
 
-from waveflow.demo_app import load_demo_app
-
-load_demo_app()  # puts the source tree's demo/ package on sys.path
-from demo.testing import DemoServer
+from demo_server import DemoServer
 
 
 def test_reduced_quickstart_makes_audio_and_a_reachable_demo(tmp_path):

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from waveflow.audio import load_audio, save_audio
-from waveflow.mel import MelConfig, MelSpectrogram
-from waveflow.mel_io import save_mel
+from ..audio import load_audio, save_audio
+from ..mel import MelConfig, MelSpectrogram
+from ..mel_io import save_mel
 
 log = logging.getLogger("waveflow.demo")
 
@@ -70,10 +70,8 @@ def make_examples(folder: Path, mel_config: MelConfig, per_voice: int = 2) -> Ex
 
 
 def _speech_clips(folder: Path, sample_rate: int, per_voice: int) -> list[tuple[str, Path]]:
-    try:
-        from waveflow.corpus import CorpusError, check_engines, make_corpus
-    except ImportError:  # pragma: no cover - corpus.py is part of waveflow
-        return []
+    from ..corpus import CorpusError, check_engines, make_corpus
+
     usable = []
     for voice in EXAMPLE_VOICES:
         try:

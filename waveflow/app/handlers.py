@@ -16,9 +16,10 @@ import gradio as gr
 import numpy as np
 import torch
 
-from waveflow.audio import count_clipped, resample, save_audio
-
+from ..audio import count_clipped, resample, save_audio
+from ..errors import WaveflowError
 from . import plots
+from .args import DEFAULT_MAX_SECONDS
 from .inputs import MEL_SCALES, Clip, UserInputError, check_length, display_name, read_clip, read_mel_upload
 from .metrics_view import metrics_rows
 from .voices import VoiceBank
@@ -36,7 +37,7 @@ class Settings:
     """Server-side limits and folders, fixed at start-up."""
 
     outputs: Path  # where result wavs are written (inside the demo's temporary folder)
-    max_seconds: float = 30.0
+    max_seconds: float = DEFAULT_MAX_SECONDS
 
 
 def user_errors(fn):
@@ -85,7 +86,7 @@ class Handlers:
     def _vocoder(self, voice: str | None):
         try:
             return self.bank.get(voice)
-        except ValueError as e:
+        except (WaveflowError, ValueError) as e:  # an unknown voice, or a checkpoint that does not load
             raise UserInputError(str(e)) from None
 
     def _clip_at(self, clip: Clip, vocoder) -> np.ndarray:

@@ -12,7 +12,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from waveflow.audio import AudioError, load_audio
+from ..audio import AudioError, load_audio
+from ..errors import WaveflowError
 
 #: What the upload widgets accept (libsndfile reads these; mp3 needs libsndfile >= 1.1).
 AUDIO_TYPES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au")
@@ -20,7 +21,7 @@ MEL_TYPES = (".npy", ".pt")
 MEL_SCALES = {"natural log (Tacotron2, NVIDIA)": "ln", "log10": "log10", "decibels (20·log10)": "db"}
 
 
-class UserInputError(ValueError):
+class UserInputError(WaveflowError, ValueError):
     """An upload the demo cannot use; the message is shown in the UI as is."""
 
 
@@ -97,7 +98,7 @@ def read_mel_upload(path: str | Path, n_mels: int, scale: str, max_frames: int) 
     Raises:
         UserInputError: unreadable, wrong bins, NaN/inf, empty, too long (the message names the file).
     """
-    from waveflow.mel_io import MelFileError, read_mel
+    from ..mel_io import MelFileError, read_mel
 
     name = display_name(path)
     if Path(str(path)).suffix.lower() not in MEL_TYPES:

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from waveflow.mel import MelConfig
-from waveflow.metrics import MetricSet, compare
+from ..mel import MelConfig
+from ..metrics import MetricSet, compare
 
 METRIC_HEADERS = ["metric", "value", "what it means"]
 

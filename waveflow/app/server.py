@@ -1,14 +1,19 @@
-"""waveflow's Gradio demo: ``waveflow demo --checkpoint voice.pt`` (or ``python demo/app.py --checkpoint ...``).
+"""Starting and serving the demo: ``waveflow demo --checkpoint voice.pt`` (or ``python -m waveflow.app ...``).
 
 Start-up, in order: a private temporary folder is made and every writer is pointed into it (Gradio's uploads
 and results, matplotlib's cache, example clips); the voices are found and the first one is loaded (a broken
 checkpoint fails here, not at the first click); example clips are spoken by the offline TTS engines; the
 page is built and served through Gradio's queue, bound to 127.0.0.1 unless ``--host`` says otherwise, with
 no share link unless ``--share``, and analytics off. On exit (Ctrl+C or SIGTERM) the folder is deleted.
+
+Gradio is imported only after the environment points it into that folder (it reads its settings on import),
+so this module imports without the ``demo`` extra; :func:`run` says how to install it when it is missing.
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import logging
 import os
 import shutil
@@ -18,12 +23,13 @@ import tempfile
 import threading
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make `demo` (and a source-tree `waveflow`) importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ..errors import WaveflowError
+from . import DemoUnavailable
+from .args import DEFAULT_MAX_SECONDS, get_parser
 
 log = logging.getLogger("waveflow.demo")
 
-DEFAULT_MAX_SECONDS = 30.0
+DEMO_MODULES = ("gradio", "matplotlib")  # the demo extra
 QUEUE_SIZE = 32  # requests waiting beyond this are refused with "queue full" instead of piling up
 
 
@@ -70,8 +76,10 @@ def launch(
         ``workdir``); ``None`` after a blocking run.
 
     Raises:
-        demo.voices.VoiceError: no usable voice; ValueError/OSError: a checkpoint that cannot be loaded.
+        DemoUnavailable: Gradio or matplotlib is not installed. VoiceError: no usable voice.
+        ValueError/OSError: a bad limit, or a checkpoint that cannot be loaded.
     """
+    check_dependencies()
     if max_seconds <= 0:
         raise ValueError(f"--max-seconds must be positive, got {max_seconds}")
     if concurrency < 1:
@@ -98,8 +106,8 @@ def launch(
 
 def _build_and_start(workdir, voices_dir, checkpoints, host, port, device, dtype, max_seconds, concurrency, share,
                      open_browser):
-    from demo.examples import make_examples
-    from demo.voices import VoiceBank, discover_voices
+    from .examples import make_examples
+    from .voices import VoiceBank, discover_voices
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: binding to {host}: anyone who can reach this machine can use the demo (there is no "
@@ -112,8 +120,8 @@ def _build_and_start(workdir, voices_dir, checkpoints, host, port, device, dtype
 
     import gradio as gr
 
-    from demo.handlers import Handlers, Settings
-    from demo.ui import build_app
+    from .handlers import Handlers, Settings
+    from .ui import build_app
 
     handlers = Handlers(bank, Settings(outputs=workdir / "outputs", max_seconds=max_seconds))
     app = build_app(handlers, examples, max_seconds, concurrency)
@@ -155,12 +163,37 @@ def _wait_for_stop() -> None:
         pass
 
 
+def check_dependencies() -> None:
+    """Raise :class:`DemoUnavailable` naming what to install when the ``demo`` extra is missing."""
+    missing = [name for name in DEMO_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise DemoUnavailable(f"the demo needs {' and '.join(missing)}: pip install \"waveflow[demo]\"")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve the demo with the options of :func:`waveflow.app.args.add_arguments` until Ctrl+C/SIGTERM.
+
+    ``args.voices`` and ``args.checkpoint`` may be absent (``waveflow quickstart`` sets only the server's
+    options and passes its new voice as ``checkpoint``). Returns 0.
+
+    Raises:
+        DemoUnavailable: Gradio or matplotlib is not installed. VoiceError: no usable voice.
+        ValueError/OSError: a bad option value or a checkpoint that cannot be loaded.
+    """
+    launch(voices_dir=getattr(args, "voices", None), checkpoints=list(getattr(args, "checkpoint", None) or []),
+           host=args.host, port=args.port, device=args.device, dtype=args.dtype, max_seconds=args.max_seconds,
+           concurrency=args.concurrency, share=args.share, open_browser=args.open)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python demo/app.py [options]``: the same options as ``waveflow demo``."""
-    from waveflow.cli import main as cli_main
-
-    return cli_main(["demo", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    """``python -m waveflow.app [options]``: the same options as ``waveflow demo``; errors to stderr, exit 1."""
+    args = get_parser().parse_args(argv)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (WaveflowError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1

@@ -16,12 +16,14 @@ from pathlib import Path
 
 import torch
 
+from ..errors import WaveflowError
+
 log = logging.getLogger("waveflow.demo")
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 
 
-class VoiceError(ValueError):
+class VoiceError(WaveflowError, ValueError):
     """No usable voice was given (the message says what to pass instead)."""
 
 
@@ -60,14 +62,14 @@ def discover_voices(voices_dir: Path | None = None, checkpoints: list[Path] | No
     paths: list[Path] = []
     if voices_dir is not None:
         if not voices_dir.is_dir():
-            raise VoiceError(f"{voices_dir}: --voices must be a folder of checkpoints")
+            raise VoiceError(voices_dir, "--voices must be a folder of checkpoints")
         found = sorted(p for p in voices_dir.iterdir() if p.is_file() and p.suffix.lower() in CHECKPOINT_SUFFIXES)
         if not found:
-            raise VoiceError(f"{voices_dir}: no checkpoints ({', '.join(CHECKPOINT_SUFFIXES)}) in this folder")
+            raise VoiceError(voices_dir, f"no checkpoints ({', '.join(CHECKPOINT_SUFFIXES)}) in this folder")
         paths.extend(found)
     for path in checkpoints or []:
         if not path.is_file():
-            raise VoiceError(f"{path}: checkpoint not found")
+            raise VoiceError(path, "checkpoint not found")
         paths.append(path)
     if not paths:
         raise VoiceError(
@@ -110,7 +112,7 @@ class VoiceBank:
 
     def get(self, name: str | None):
         """The vocoder of voice ``name`` (loaded on first use). Raises ValueError for an unknown name."""
-        from waveflow.inference import Vocoder
+        from ..inference import Vocoder
 
         name = name or self.default
         voice = self.voices.get(name)

@@ -25,7 +25,7 @@ import soundfile as sf
 import torch
 
 from waveflow import WaveGlowConfig
-from waveflow.flows import WN
+from waveflow.flows.wavenet import randomize_ends  # noqa: F401 - handed on to the tests
 
 SPEECH_RATE = 22050
 SPEECH_TEXTS = (
@@ -95,17 +95,3 @@ def torch_single_thread():
     torch.set_num_threads(before)
 
 
-@torch.no_grad()
-def randomize_ends(model: torch.nn.Module, std: float = 0.1, seed: int = 0) -> torch.nn.Module:
-    """Fill the weight and bias of every WN ``end`` conv under ``model`` with ``N(0, std^2)`` (seeded).
-
-    Returns ``model``. Works for any dtype/device; the draw is made in float64 on the CPU, then cast.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    count = 0
-    for wn in (m for m in model.modules() if isinstance(m, WN)):
-        for p in (wn.end.weight, wn.end.bias):
-            p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * std)
-        count += 1
-    assert count > 0, "randomize_ends found no WN module"
-    return model

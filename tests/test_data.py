@@ -12,8 +12,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from waveflow.config import ConfigError, DataConfig
-from waveflow.data import (
+from waveflow.config import ConfigError
+from waveflow.train.config import DataConfig, load_run_config
+from waveflow.train.data import (
     INT16_STEP,
     ClipDataset,
     EpochSampler,
@@ -24,7 +25,6 @@ from waveflow.data import (
     scan,
     split_of,
 )
-from waveflow.train import load_run_config
 
 RATE = 22050
 

@@ -18,9 +18,9 @@ from waveflow.inference import (
     NOISE_BLOCK,
     Vocoder,
     latent_noise,
-    receptive_field_frames,
     resolve_dtype,
 )
+from waveflow.models import receptive_field_frames
 
 HOP = 256
 

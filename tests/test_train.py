@@ -1,7 +1,7 @@
 """Trainer tests on the offline voice corpus with the tiny config (CPU).
 
 Runs go through the real entry points: ``python -m waveflow train`` in subprocesses (kill/resume, CLI errors,
-``accelerate launch`` with two gloo processes), and :class:`waveflow.train.Trainer` in-process where a hook is
+``accelerate launch`` with two gloo processes), and :class:`waveflow.train.trainer.Trainer` in-process where a hook is
 needed (bf16 autocast check, injected non-finite batches).
 """
 
@@ -23,8 +23,9 @@ import pytest
 import torch
 
 from waveflow.checkpoints import load_checkpoint
-from waveflow.train import Trainer, load_run_config, run
-from waveflow.train_state import TrainingError, list_states
+from waveflow.train.config import load_run_config
+from waveflow.train.state import TrainingError, list_states
+from waveflow.train.trainer import Trainer, run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "waveglow-tiny.yaml"
@@ -140,7 +141,7 @@ def _mel_gain_bits(run_dir: Path) -> float:
 
 
 def _gaussian_baseline(run_dir: Path, crop: int) -> float:
-    from waveflow.data import ClipDataset, Utterance, probe
+    from waveflow.train.data import ClipDataset, Utterance, probe
 
     utts = []
     for line in (run_dir / "split" / "val.txt").read_text().splitlines():
@@ -327,7 +328,7 @@ def test_bad_config_fails_before_training(corpus, tmp_path, override, message):
 
 
 def test_warm_start_from_exported_model(corpus, tmp_path, fresh_accelerate):
-    from waveflow.checkpoints import plain_state_dict
+    from waveflow.models import plain_state_dict
 
     first = tmp_path / "first"
     run(_config(corpus, first, "train.max_steps=2", "train.validate_every=0", "train.checkpoint_every=2"))

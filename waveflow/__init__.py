@@ -2,13 +2,16 @@
 
 Public API (stable)::
 
+    from waveflow import Vocoder                       # the main inference class
     from waveflow import MelConfig, MelSpectrogram, WaveGlowConfig, WaveGlow, load_model, save_model
 """
 
-__version__ = "0.1.0"
-
 from .checkpoints import load_model, save_model
+from .errors import WaveflowError
+from .inference import Vocoder
 from .mel import MelConfig, MelSpectrogram
 from .models import WaveGlow, WaveGlowConfig
+from .version import __version__
 
-__all__ = ["MelConfig", "MelSpectrogram", "WaveGlow", "WaveGlowConfig", "__version__", "load_model", "save_model"]
+__all__ = ["MelConfig", "MelSpectrogram", "Vocoder", "WaveGlow", "WaveGlowConfig", "WaveflowError", "__version__",
+           "load_model", "save_model"]

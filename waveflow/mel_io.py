@@ -1,20 +1,18 @@
-"""Mel-spectrogram files: writing ``.npy``/``.pt`` in Tacotron2's ``(n_mels, frames)`` layout, the
-``waveflow mel`` folder job (audio files -> mel files, mirrored tree), and reading mel files back with
-validation (layout, dtype, NaN/inf, n_mels, log scale) for vocoding."""
+"""Mel-spectrogram files: writing ``.npy``/``.pt`` in Tacotron2's ``(n_mels, frames)`` layout, and reading mel
+files back with validation (layout, dtype, NaN/inf, n_mels, log scale) for vocoding. The ``waveflow mel`` folder
+job is :mod:`waveflow.jobs.mel`."""
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .audio import AUDIO_EXTENSIONS, AudioError, atomic_path, load_audio
-from .batch import Summary, check_output_dir, discover, run_per_file
-from .mel import MelConfig, MelSpectrogram
+from .audio import atomic_path
+from .errors import WaveflowError
 
 MEL_EXTENSIONS = (".npy", ".pt")
 
@@ -35,39 +33,6 @@ def save_mel(path: str | Path, mel: torch.Tensor | np.ndarray) -> None:
             raise ValueError(f"{path}: mel files must end in .npy or .pt")
 
 
-def extract_mels(
-    inputs: Iterable[str | Path],
-    out_dir: str | Path,
-    config: MelConfig,
-    fmt: str = "npy",
-    overwrite: bool = False,
-    device: str = "cpu",
-    progress: bool = True,
-) -> Summary:
-    """Audio files/folders/globs -> log-mel files in ``out_dir`` with the input tree mirrored.
-
-    Each file is mixed down to mono and resampled to ``config.sample_rate`` if needed. Bad files are
-    reported in the returned summary and do not stop the others.
-    """
-    inputs = list(inputs)
-    out_dir = Path(out_dir)
-    check_output_dir(out_dir, inputs)
-    items = discover(inputs, AUDIO_EXTENSIONS)
-    mel_fn = MelSpectrogram(config).to(device)
-    min_samples = config.n_fft // 2 + 1
-
-    def process(src: Path, dst: Path) -> float:
-        audio, _ = load_audio(src, sample_rate=config.sample_rate)
-        if audio.shape[0] < min_samples:
-            raise AudioError(src, f"too short: {audio.shape[0]} samples, a mel needs at least {min_samples}")
-        with torch.inference_mode():
-            mel = mel_fn(torch.from_numpy(audio).to(device))
-        save_mel(dst, mel)
-        return audio.shape[0] / config.sample_rate
-
-    return run_per_file(items, out_dir, f".{fmt}", process, overwrite, desc="mel", progress=progress)
-
-
 # ---------------------------------------------------------------------------------------------- reading
 MEL_LAYOUTS = ("auto", "mels-first", "frames-first")
 MEL_SCALES = ("ln", "log10", "db")
@@ -77,13 +42,8 @@ LN_FLOOR = math.log(1e-5)  # Tacotron2's floor: ln(clamp(x, 1e-5)) = -11.51
 _LN_RANGE = (LN_FLOOR - 0.5, 8.0)
 
 
-class MelFileError(ValueError):
+class MelFileError(WaveflowError, ValueError):
     """A mel file cannot be used; the message names the file and the reason."""
-
-    def __init__(self, path: str | Path, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{path}: {reason}")
 
 
 class MelScaleWarning(UserWarning):

@@ -14,116 +14,17 @@ The config is inferred from tensor shapes; the file's own ``config`` entry is no
 
 from __future__ import annotations
 
-import _compat_pickle
-import pickle
 import re
-import warnings
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .config import ConfigError
-from .models import WaveGlowConfig
-
-# Class paths found in NVIDIA's pickled checkpoints (old and new PyTorch). Nothing else is accepted.
-NVIDIA_CLASS_PATHS = (
-    "glow.WaveGlow",
-    "glow.WN",
-    "glow.Invertible1x1Conv",
-    "glow.WaveGlowLoss",
-    "glow_old.WaveGlow",
-    "glow_old.WN",
-    "glow_old.Invertible1x1Conv",
-    "torch.nn.modules.conv.Conv1d",
-    "torch.nn.modules.conv.ConvTranspose1d",
-    "torch.nn.modules.container.ModuleList",
-    "torch.nn.utils.weight_norm.WeightNorm",
-)
-
-
-class PickledObject:
-    """Stand-in for an allow-listed class: records the pickled state and does nothing else."""
-
-    class_path = "?"
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
-
-    def __repr__(self) -> str:
-        return f"<stand-in for {self.class_path}>"
-
-
-_STANDINS = {
-    path: type(f"StandIn_{path.replace('.', '_')}", (PickledObject,), {"class_path": path})
-    for path in NVIDIA_CLASS_PATHS
-}
-
-
-def _no_backend() -> None:
-    """Stands in for ``torch.nn.backends.thnn._get_thnn_function_backend``: PyTorch <= 1.4 pickled a call to
-    it in every module's ``_backend`` attribute, so NVIDIA's published checkpoints contain it."""
-
-
-_FUNCTIONS = {"torch.nn.backends.thnn._get_thnn_function_backend": _no_backend}
-
-
-def allowed_globals() -> list[tuple[Any, str]]:
-    """``(stand-in, class path)`` pairs for ``torch.serialization.safe_globals``."""
-    return [(cls, path) for path, cls in _STANDINS.items()] + [(fn, path) for path, fn in _FUNCTIONS.items()]
-
-
-# ------------------------------------------------------------------------------------------ legacy format
-def _legacy_globals() -> dict[str, Any]:
-    """Everything a legacy-format WaveGlow file may name: tensor rebuilders, containers, the stand-ins."""
-    utils = torch._utils
-    names = ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter", "_rebuild_parameter_with_state")
-    allowed: dict[str, Any] = {f"torch._utils.{n}": getattr(utils, n) for n in names if hasattr(utils, n)}
-    allowed.update({"collections.OrderedDict": OrderedDict, "builtins.set": set, "torch.Size": torch.Size})
-    allowed.update({path: obj for obj, path in allowed_globals()})
-    return allowed
-
-
-class _AllowListUnpickler(pickle.Unpickler):
-    """Resolves only the globals of :func:`_legacy_globals`; anything else is refused before it exists.
-
-    PyTorch's legacy (pre-1.6) format records the class of every pickled ``nn.Module`` as a persistent id,
-    which torch's weights-only unpickler refuses outright, so NVIDIA's published (legacy) files need this.
-    """
-
-    def find_class(self, module: str, name: str) -> Any:
-        # Protocol-2 pickles use Python 2 names (``__builtin__.set``); map them as pickle itself would.
-        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
-        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-        found = _legacy_globals().get(f"{module}.{name}")
-        if found is None:
-            raise pickle.UnpicklingError(f"Unsupported global: GLOBAL {module}.{name} is not allow-listed")
-        return found
-
-
-class _AllowListPickle:
-    """A ``pickle_module`` for ``torch.load`` whose unpickler is :class:`_AllowListUnpickler`."""
-
-    Unpickler = _AllowListUnpickler
-
-    @staticmethod
-    def load(file, **kwargs) -> Any:
-        return _AllowListUnpickler(file, **kwargs).load()
-
-
-def load_legacy(path: str | Path) -> Any:
-    """Read a legacy-format (non-zip) PyTorch file with the allow-listing unpickler, on the CPU."""
-    with warnings.catch_warnings():
-        # torch compares each pickled module's saved source with the stand-in's and warns; irrelevant here.
-        warnings.simplefilter("ignore")
-        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_AllowListPickle)
-
-
-def _error(path, reason):
-    from .checkpoints import CheckpointError
-
-    return CheckpointError(path, reason)
+from ..config import ConfigError
+from ..models import WaveGlowConfig
+from .errors import CheckpointError
+from .unpickler import PickledObject
 
 
 # ------------------------------------------------------------------------------------------ pickled modules
@@ -215,10 +116,10 @@ def _infer_config(
         n_half = sd["WN.0.start.weight"].shape[1]
         n_out = sd["WN.0.end.weight"].shape[0]
     except (KeyError, IndexError) as e:
-        raise _error(path, f"not a WaveGlow checkpoint layout (missing {e})") from None
+        raise CheckpointError(path, f"not a WaveGlow checkpoint layout (missing {e})") from None
     hop = stride or kernel // 4
     if kernel != 4 * hop:
-        raise _error(path, f"upsampler kernel {kernel} with stride {hop} is not supported (need kernel = 4*stride)")
+        raise CheckpointError(path, f"upsampler kernel {kernel} with stride {hop} is not supported (need kernel = 4*stride)")
     drops = [(k, channels[k - 1] - channels[k]) for k in range(1, n_flows) if channels[k] != channels[k - 1]]
     every = drops[0][0] if drops else n_flows
     size = drops[0][1] if drops else 0
@@ -237,9 +138,9 @@ def _infer_config(
             alternate_halves=alternate_halves,
         )
     except ConfigError as e:
-        raise _error(path, f"unsupported WaveGlow shape: {e}") from None
+        raise CheckpointError(path, f"unsupported WaveGlow shape: {e}") from None
     if cfg.flow_channels() != channels or channels[0] != n_group:
-        raise _error(path, f"unsupported early-output schedule (channels per flow: {channels})")
+        raise CheckpointError(path, f"unsupported early-output schedule (channels per flow: {channels})")
     return cfg
 
 
@@ -277,10 +178,10 @@ def convert_foreign(payload: Any, path: str | Path) -> tuple[dict[str, torch.Ten
     else:
         kind = type(payload).__name__
         keys = f" with keys {sorted(map(str, payload))[:6]}" if isinstance(payload, dict) else ""
-        raise _error(path, f"not a waveflow or WaveGlow checkpoint (a {kind}{keys})")
+        raise CheckpointError(path, f"not a waveflow or WaveGlow checkpoint (a {kind}{keys})")
     sd = {re.sub(r"^module\.", "", k): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
     if not any(k.startswith("WN.") for k in sd):
-        raise _error(path, "no WaveGlow weights found (expected keys like 'WN.0.start.weight_g')")
+        raise CheckpointError(path, "no WaveGlow weights found (expected keys like 'WN.0.start.weight_g')")
     sd = _fuse_layers(_fold_weight_norm(sd))
     # glow_old.py's couplings alternate halves (odd flows transform the first half); later layouts do not.
     cfg = _infer_config(sd, stride, path, alternate_halves="glow_old" in origin)

@@ -7,43 +7,28 @@ Own format: one ``torch.save`` of plain types and tensors (``torch.load(weights_
 
 The weights are stored folded (no weight-norm ``g``/``v`` split), under names that do not depend on how a
 PyTorch release implements parametrisations, so files outlive PyTorch upgrades.
-
-Foreign checkpoints are read with torch's weights-only unpickler plus stand-ins for the few class paths
-WaveGlow checkpoints contain (``glow.WaveGlow``, ``torch.nn.modules.conv.Conv1d``, ...). A stand-in only
-records the pickled state; nothing from the file is executed, and any other class or function is refused.
-Legacy-format (pre-1.6, non-zip) files, which torch's weights-only unpickler cannot read when they hold pickled
-modules, go through an equivalent allow-listing ``pickle.Unpickler`` (:func:`waveflow.nvidia.load_legacy`).
+Foreign files are read by :mod:`.unpickler` (no code from the file runs) and converted by :mod:`.nvidia`.
 """
 
 from __future__ import annotations
 
 import datetime
-import pickle
-import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.nn.utils import parametrize
 
-from .audio import atomic_path
-from .config import ConfigError, from_dict, to_dict
-from .mel import MelConfig
-from .models import WaveGlow, WaveGlowConfig
+from ..audio import atomic_path
+from ..config import ConfigError, from_dict, to_dict
+from ..mel import MelConfig
+from ..models import WaveGlow, WaveGlowConfig, plain_state_dict
+from .errors import CheckpointError
+from .nvidia import convert_foreign
+from .unpickler import safe_load
 
 FORMAT = "waveflow"
 VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be read, is of an unknown layout, or was refused; names the file and the reason."""
-
-    def __init__(self, path: str | Path, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{path}: {reason}")
 
 
 @dataclass
@@ -61,20 +46,6 @@ class LoadedCheckpoint:
 
 
 # ---------------------------------------------------------------------------------------------- own format
-def plain_state_dict(model: WaveGlow) -> dict[str, torch.Tensor]:
-    """The model's weights with weight norm folded, on CPU, under stable names (``...start.weight``)."""
-    out: dict[str, torch.Tensor] = {}
-    pattern = re.compile(r"^(.*)\.parametrizations\.(\w+)\.original[01]$")
-    for key, value in model.state_dict().items():
-        m = pattern.match(key)
-        if m:
-            module = model.get_submodule(m.group(1))
-            assert parametrize.is_parametrized(module, m.group(2))
-            key, value = f"{m.group(1)}.{m.group(2)}", getattr(module, m.group(2))
-        out[key] = value.detach().to("cpu", torch.float32).contiguous().clone()
-    return out
-
-
 def save_model(
     model: WaveGlow,
     path: str | Path,
@@ -113,7 +84,7 @@ def save_model(
 
 
 def _version() -> str:
-    from . import __version__
+    from ..version import __version__
 
     return __version__
 
@@ -172,10 +143,9 @@ def load_checkpoint(
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(path, "file not found")
-    payload = _safe_torch_load(path)
+    payload = safe_load(path)
     if isinstance(payload, dict) and payload.get("format") == FORMAT:
         return _from_own(payload, path, weight_norm)
-    from .nvidia import convert_foreign  # local import: only foreign files need the converter
 
     state, cfg, origin = convert_foreign(payload, path)
     rate = sample_rate or 22050
@@ -191,33 +161,6 @@ def load_checkpoint(
 def load_model(path: str | Path, weight_norm: bool = True) -> WaveGlow:
     """Load a :class:`WaveGlow` from any supported checkpoint (see :func:`load_checkpoint`)."""
     return load_checkpoint(path, weight_norm=weight_norm).model
-
-
-def _safe_torch_load(path: Path) -> Any:
-    from .nvidia import allowed_globals, load_legacy
-
-    try:
-        if not zipfile.is_zipfile(path):
-            return load_legacy(path)  # pre-1.6 format: NVIDIA's published files
-        with torch.serialization.safe_globals(allowed_globals()):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        message = str(e)
-        found = re.search(r"GLOBAL ([\w.]+)", message) or re.search(r"got <class '([\w.]+)'>", message)
-        if found:
-            raise CheckpointError(
-                path,
-                f"refused to load: the file asks for the Python object '{found.group(1)}', which is not on "
-                "waveflow's allow-list of WaveGlow checkpoint classes (loading it could run arbitrary code)",
-            ) from None
-        raise CheckpointError(path, f"not a readable PyTorch checkpoint ({_first_line(message)})") from None
-    except Exception as e:  # noqa: BLE001 - a corrupt file fails anywhere in the unpickler (IndexError, ...)
-        reason = _first_line(str(e)) if str(e).strip() else type(e).__name__
-        raise CheckpointError(path, f"not a readable PyTorch checkpoint ({reason})") from None
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else "unknown error"
 
 
 # ---------------------------------------------------------------------------------------------- commands

@@ -110,3 +110,21 @@ def apply_weight_norm(module: nn.Module) -> int:
                 weight_norm(conv)
                 count += 1
     return count
+
+
+@torch.no_grad()
+def randomize_ends(module: nn.Module, std: float = 0.1, seed: int = 0) -> nn.Module:
+    """Fill the weight and bias of every WN ``end`` conv under ``module`` with ``N(0, std^2)`` (seeded); returns it.
+
+    A new WaveGlow's end convs are zero, which makes every coupling the identity. Benchmarks and tests that
+    need the cost and the numerics of a trained model use this instead. The draw is made in float64 on the
+    CPU, then cast, so it is the same on every device and dtype.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    wns = [m for m in module.modules() if isinstance(m, WN)]
+    if not wns:
+        raise ValueError("randomize_ends found no WN module")
+    for wn in wns:
+        for p in (wn.end.weight, wn.end.bias):
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * std)
+    return module

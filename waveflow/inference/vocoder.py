@@ -29,24 +29,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import resample
-from .checkpoints import LoadedCheckpoint, load_checkpoint
+from ..audio import resample
+from ..checkpoints import LoadedCheckpoint, load_checkpoint
+from ..flows import WN
+from ..kernels import choose_inverse
+from ..mel import MelConfig, MelSpectrogram
+from ..models import WaveGlow, prepare_for_inference, receptive_field_frames
 from .denoiser import Denoiser
-from .flows import WN
-from .mel import MelConfig, MelSpectrogram
-from .models import WaveGlow
-from .runtime import (  # noqa: F401 - re-exported: the inference API
-    DTYPES,
-    KERNELS,
-    NOISE_BLOCK,
-    derive_seed,
-    fast_inverse,
-    latent_noise,
-    pick_device,
-    prepare_model,
-    receptive_field_frames,
-    resolve_dtype,
-)
+from .runtime import latent_noise, resolve_dtype
 
 MelLike = torch.Tensor | np.ndarray
 
@@ -104,10 +94,10 @@ class Vocoder:
         self.device = torch.device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         if inverse is None:
-            inverse, self.backend = fast_inverse(model, self.device, self.dtype, kernels)
+            inverse, self.backend = choose_inverse(model, self.device, self.dtype, kernels)
         else:
             self.backend = "custom"
-        self.model = prepare_model(model, self.device, self.dtype)
+        self.model = prepare_for_inference(model, self.device, self.dtype)
         self.config, self.hop_length, self.n_mels = cfg, cfg.hop_length, cfg.n_mels
         self.sigma, self.seed, self.denoiser_strength = sigma, seed, denoiser_strength
         self.context_frames = receptive_field_frames(cfg) if context_frames is None else context_frames

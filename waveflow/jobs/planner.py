@@ -18,10 +18,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .audio import atomic_path
+from ..audio import atomic_path
+from ..errors import WaveflowError
 
 
-class BatchError(ValueError):
+class BatchError(WaveflowError, ValueError):
     """The batch cannot start (an input does not exist, nothing to do, output inside an input...)."""
 
 

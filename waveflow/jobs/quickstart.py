@@ -4,7 +4,7 @@ Four stages, each resumable (re-running skips what is done):
 
 1. **corpus**: the offline voice corpus (:func:`waveflow.corpus.make_corpus`) speaks ``utterances`` sentences
    with one TTS voice into ``OUT/corpus`` (LJSpeech layout);
-2. **train**: ``configs/waveglow-tiny.yaml`` for ``steps`` optimizer steps into ``OUT/<voice name>/``
+2. **train**: the bundled ``tiny`` config for ``steps`` optimizer steps into ``OUT/<voice name>/``
    (the trainer's progress bar; an interrupted run continues where it stopped);
 3. **vocode**: the held-out test utterances: their mels into ``OUT/test-mels/``, the vocoded audio and
    the originals side by side into ``OUT/vocoded/``;
@@ -23,12 +23,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-SOURCE_ROOT = Path(__file__).resolve().parents[1]
-TINY_CONFIG = SOURCE_ROOT / "configs" / "waveglow-tiny.yaml"
+from ..errors import WaveflowError
+
+TINY_CONFIG = "tiny"  # a bundled config (waveflow/configs/waveglow-tiny.yaml)
 VOICE_PREFERENCE = ("flite-slt", "espeak-en-us")  # flite's slt is the most natural of Debian's voices
 
 
-class QuickstartError(RuntimeError):
+class QuickstartError(WaveflowError, RuntimeError):
     """A stage cannot run; the message says what to install or change."""
 
 
@@ -43,7 +44,7 @@ class QuickstartResult:
 
 def pick_voice(voice: str) -> str:
     """``auto`` -> the first of :data:`VOICE_PREFERENCE` whose TTS engine is installed; a name is checked."""
-    from .corpus import CorpusError, check_engines
+    from ..corpus import CorpusError, check_engines
 
     candidates = VOICE_PREFERENCE if voice == "auto" else (voice,)
     problems = []
@@ -57,21 +58,22 @@ def pick_voice(voice: str) -> str:
 
 
 def make_voice_corpus(out_dir: Path, voice: str, utterances: int, progress: bool) -> Path:
-    from .corpus import make_corpus
+    from ..corpus import make_corpus
 
     print(f"[1/4] corpus: {utterances} utterances of {voice} -> {out_dir}", file=sys.stderr, flush=True)
     [folder] = make_corpus(out_dir, voices=(voice,), n_utterances=utterances, progress=progress)
     return folder
 
 
-def train_voice(corpus: Path, run_dir: Path, steps: int, seed: int, progress: bool, config: Path = TINY_CONFIG,
+def train_voice(corpus: Path, run_dir: Path, steps: int, seed: int, progress: bool, config: str | Path = TINY_CONFIG,
                 minutes: float = 0.0) -> Path:
     """Train the tiny config for ``steps`` steps (or ``minutes``, if that comes first; 0 = no limit) on
     ``corpus``; returns the exported model file."""
-    from .train import load_run_config, run
+    from ..config import find_config
+    from ..train.config import load_run_config
+    from ..train.trainer import run
 
-    if not config.is_file():
-        raise QuickstartError(f"{config} not found: the quickstart runs from a waveflow source checkout")
+    config = find_config(config)
     overrides = [
         f"data.root={corpus}",
         f"train.run_dir={run_dir}",
@@ -108,9 +110,9 @@ def _test_clips(run_dir: Path, n: int) -> list[tuple[str, Path]]:
 def vocode_test_clips(model: Path, run_dir: Path, out_dir: Path, n: int, sigma: float, seed: int, device: str,
                       progress: bool) -> tuple[list[Path], list[Path]]:
     """Mels of ``n`` held-out clips into ``out_dir/test-mels``; vocoded audio + originals into ``out_dir/vocoded``."""
-    from .audio import load_audio, save_audio
-    from .inference import Vocoder
-    from .mel_io import save_mel
+    from ..audio import load_audio, save_audio
+    from ..inference import Vocoder
+    from ..mel_io import save_mel
 
     vocoder = Vocoder(model, device=device, sigma=sigma, seed=seed)
     clips = _test_clips(run_dir, n)

@@ -1,4 +1,4 @@
-"""Batch vocoding: ``waveflow vocode`` (mel files -> audio) and ``waveflow synth`` (audio -> mel -> audio).
+"""``waveflow vocode``: mel files -> audio, in length buckets, on one Vocoder (``synth`` is :mod:`.synth`).
 
 The output tree mirrors the input tree. Every mel file is validated on its own (see
 :func:`waveflow.mel_io.read_mel`); a bad one is reported by name and reason and the others are written.
@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .audio import AUDIO_EXTENSIONS, count_clipped, load_audio, save_audio
-from .batch import BatchError, Item, Summary, check_output_dir, discover, run_per_file
-from .inference import Vocoder, derive_seed
-from .mel_io import MEL_EXTENSIONS, MelFileError, read_mel
+from ..audio import count_clipped, save_audio
+from ..inference import Vocoder
+from ..inference.runtime import derive_seed
+from ..mel_io import MEL_EXTENSIONS, MelFileError, read_mel
+from .planner import BatchError, Item, Summary, check_output_dir, discover
 
 FORMATS = ("wav", "flac")
 SUBTYPES = ("PCM_16", "FLOAT")
@@ -171,30 +172,3 @@ def _vocode_batch(vocoder: Vocoder, chosen, seed: int, summary: Summary) -> list
             summary.fail(item.source, f"vocoding failed ({type(e).__name__}: {first})")
             out.append(None)
     return out
-
-
-def synth_files(
-    inputs: Iterable[str | Path], out_dir: str | Path, vocoder: Vocoder, *, options: OutputOptions | None = None,
-    overwrite: bool = False, seed: int = 1234, progress: bool = True,
-) -> Summary:
-    """Copy synthesis of audio files of any rate (audio -> the model's mel -> audio at the model's rate)."""
-    options = options or OutputOptions()
-    inputs, out_dir = list(inputs), Path(out_dir)
-    check_output_dir(out_dir, inputs)
-    items = discover(inputs, AUDIO_EXTENSIONS)
-    if not items:
-        raise BatchError(f"no audio files in {', '.join(map(str, inputs))}")
-    summary = Summary()  # write_audio's warnings land here, run_per_file's counts are merged below
-
-    def process(src: Path, dst: Path) -> float:
-        audio, rate = load_audio(src)
-        if audio.shape[0] * vocoder.sample_rate / rate <= vocoder.mel_config.n_fft // 2:
-            raise ValueError(f"too short: {audio.shape[0]} samples at {rate} Hz")
-        key = dst.relative_to(out_dir).with_suffix("").as_posix()
-        out = vocoder.copy_synthesis(audio, rate, seed=derive_seed(seed, key)).cpu().numpy()
-        write_audio(dst, out, vocoder.sample_rate, options, summary, src)
-        return out.shape[0] / vocoder.sample_rate
-
-    result = run_per_file(items, out_dir, f".{options.fmt}", process, overwrite, desc="synth", progress=progress)
-    result.warnings.extend(summary.warnings)
-    return result

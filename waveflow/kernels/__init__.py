@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable
 
 import torch
 
-from ..models.waveglow import WaveGlow
+from ..models import WaveGlow, prepare_for_inference
 from . import reference
 from .fast_inverse import FastInverse
 from .numerics import bytes_per_sample, flops_per_sample, limits, snr_db
 from .packing import ModelPack, pack_model, unsupported
 
 BACKENDS = ("auto", "triton", "torch")
+KERNELS = ("auto", "off", "torch", "triton")  # the Vocoder's choice: BACKENDS plus "off" (eager)
 
 
 def triton_available() -> bool:
@@ -100,10 +102,38 @@ def prepare_inverse(
     )
 
 
+
+def choose_inverse(
+    model: WaveGlow, device: torch.device, dtype: torch.dtype, kernels: str = "auto"
+) -> tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None, str]:
+    """The inverse a :class:`~waveflow.inference.Vocoder` runs, and its name for logs and benchmarks.
+
+    The one place that decides: ``"off"`` -> ``(None, "eager")`` (the model's own ``inverse``);
+    ``"torch"``/``"triton"`` -> :func:`prepare_inverse` with that backend (a ``ValueError`` saying why if it
+    cannot run here); ``"auto"`` -> the fused Triton kernels where :func:`resolve_backend` picks them (CUDA,
+    float16/bfloat16, Triton installed) and the model is supported (not NVIDIA ``glow_old``), else eager.
+    Weights are packed from a float32 copy of ``model`` on ``device``.
+    """
+    if kernels not in KERNELS:
+        raise ValueError(f"kernels must be one of {', '.join(KERNELS)}, got {kernels!r}")
+    if kernels == "auto":
+        fused = unsupported(model) is None and resolve_backend("auto", device, dtype) == "triton"
+        kernels = "triton" if fused else "off"
+    if kernels == "off":
+        return None, "eager"
+    try:
+        fast = prepare_inverse(prepare_for_inference(model, device, torch.float32), dtype, kernels)
+    except (RuntimeError, NotImplementedError) as e:  # Triton or CUDA missing, unsupported model
+        raise ValueError(f"kernels={kernels!r} cannot run here: {e}") from None
+    return fast, f"kernels-{kernels}"
+
+
 __all__ = [
+    "KERNELS",
     "FastInverse",
     "ModelPack",
     "bytes_per_sample",
+    "choose_inverse",
     "flops_per_sample",
     "limits",
     "pack_model",

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models.waveglow import WaveGlow
+from ..models import WaveGlow
+from ..models.prepare import flow_reach_steps
 
 
 @dataclass
@@ -58,6 +59,7 @@ class ModelPack:
     mel_shift: float  # added to the mel before the upsampler (WaveGlowConfig.mel_shift)
     w_cond: torch.Tensor  # (n_flows * n_layers * 2C, n_mels * n_group), working dtype; flow-major rows
     flows: list[FlowPack]
+    reach: int = 0  # latent columns each side one output column depends on (the model's flow_reach_steps)
 
     @property
     def max_pad(self) -> int:
@@ -68,8 +70,7 @@ class ModelPack:
 
     def receptive_field(self) -> int:
         """Time steps (columns) on each side that one output column depends on, through all flows."""
-        per_wn = (self.kernel_size - 1) // 2 * (2**self.n_layers - 1)
-        return per_wn * len(self.flows)
+        return self.reach
 
 
 def _w(conv: torch.nn.Module) -> torch.Tensor:
@@ -152,6 +153,7 @@ def pack_model(model: WaveGlow, dtype: torch.dtype) -> ModelPack:
         n_channels=C,
         kernel_size=cfg.kernel_size,
         dtype=dtype,
+        reach=flow_reach_steps(cfg),
         w_up=model.upsample.weight.detach().to(**wd),
         b_up=model.upsample.bias.detach().to(**wd),
         mel_shift=cfg.mel_shift,

@@ -1,5 +1,7 @@
-"""Vocoder models built from the flows in :mod:`waveflow.flows`."""
+"""Vocoder models built from the flows in :mod:`waveflow.flows`, and what they need to run inference."""
 
+from .prepare import plain_state_dict, prepare_for_inference, receptive_field_frames
 from .waveglow import NLLOutput, WaveGlow, WaveGlowConfig
 
-__all__ = ["NLLOutput", "WaveGlow", "WaveGlowConfig"]
+__all__ = ["NLLOutput", "WaveGlow", "WaveGlowConfig", "plain_state_dict", "prepare_for_inference",
+           "receptive_field_frames"]

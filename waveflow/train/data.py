@@ -19,8 +19,9 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from .audio import AUDIO_EXTENSIONS, AudioError, resample, to_mono
-from .config import ConfigError, DataConfig
+from ..audio import AUDIO_EXTENSIONS, AudioError, resample, to_mono
+from ..config import ConfigError
+from .config import DataConfig
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class Corpus:
 
     def write_lists(self, folder: str | Path) -> None:
         """Write ``{split}.txt`` (``id|path`` per line) so the split of a run is on record."""
-        from .audio import atomic_path
+        from ..audio import atomic_path
 
         folder = Path(folder)
         for name, utts in self.splits.items():

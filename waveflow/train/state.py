@@ -13,8 +13,10 @@ import re
 import shutil
 from pathlib import Path
 
+from ..errors import WaveflowError
 
-class TrainingError(RuntimeError):
+
+class TrainingError(WaveflowError, RuntimeError):
     """Training cannot go on (diverged, nothing to resume from, a run_dir of another run...)."""
 
 

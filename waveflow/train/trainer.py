@@ -13,7 +13,6 @@ Run folder::
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -22,29 +21,19 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, gather_object, set_seed
-from torch import nn
-from torch.utils.data import BatchSampler, DataLoader
+from accelerate.utils import ProjectConfiguration, gather_object
 from tqdm import tqdm
 
-from .checkpoints import load_checkpoint, save_model
-from .config import (
-    ConfigError,
-    DataConfig,
-    TrainConfig,
-    apply_overrides,
-    from_dict,
-    load_yaml,
-    require,
-    to_dict,
-)
-from .data import ClipDataset, EpochSampler, SegmentDataset, collate, scan
+from ..checkpoints import save_model
+from ..config import ConfigError
+from ..models import WaveGlow
+from .build import FlowObjective, build_loaders, build_model, build_optimizer
+from .config import RunConfig
+from .data import scan
 from .ema import EMA
-from .mel import MelConfig, MelSpectrogram
-from .models import WaveGlow, WaveGlowConfig
-from .train_state import (
+from .logs import RunLog
+from .state import (
     TrainingError,
     clean_partial,
     commit_state,
@@ -55,62 +44,16 @@ from .train_state import (
     tmp_state_dir,
     truncate_metrics,
 )
-from .trainer_utils import (
+from .utils import (
     NonFiniteGuard,
-    TqdmHandler,
     Validator,
     fingerprint,
     hparams,
     lr_factor,
     nll_scalars,
-    plain,
 )
 
 log = logging.getLogger("waveflow.train")
-
-
-@dataclasses.dataclass
-class RunConfig:
-    """Everything a training run needs: features, model shape, data and training settings."""
-
-    mel: MelConfig = dataclasses.field(default_factory=MelConfig)
-    model: WaveGlowConfig = dataclasses.field(default_factory=WaveGlowConfig)
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-
-    def __post_init__(self) -> None:
-        m, d = self.model, self.data
-        require(m.n_mels == self.mel.n_mels, f"model.n_mels ({m.n_mels}) must equal mel.n_mels ({self.mel.n_mels})")
-        require(m.hop_length == self.mel.hop_length,
-                f"model.hop_length ({m.hop_length}) must equal mel.hop_length ({self.mel.hop_length})")
-        for name in ("segment_length", "val_segment_length"):
-            value = getattr(d, name)
-            require(value % m.n_group == 0, f"data.{name} ({value}) must be a multiple of model.n_group ({m.n_group})")
-            require(value == 0 or value > self.mel.n_fft // 2,
-                    f"data.{name} ({value}) must exceed mel.n_fft/2 ({self.mel.n_fft // 2}) for the mel's padding")
-
-
-def load_run_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
-    """Read a YAML run config, apply ``key=value`` overrides, validate (unknown keys and bad types fail)."""
-    data = load_yaml(path) if path else {}
-    return from_dict(RunConfig, apply_overrides(data, list(overrides)))
-
-
-class FlowObjective(nn.Module):
-    """Audio batch -> :class:`~waveflow.models.waveglow.NLLOutput`. The module Accelerate wraps: DDP only
-    synchronises gradients of what runs inside ``forward``, so the mel and the NLL are computed here."""
-
-    def __init__(self, model: WaveGlow, mel_config: MelConfig, sigma: float):
-        super().__init__()
-        self.model = model
-        self.mel = MelSpectrogram(mel_config)
-        self.sigma = sigma
-
-    def forward(self, audio: torch.Tensor):
-        # Features in float32 whatever the autocast: the model is conditioned on exact Tacotron2 mels.
-        with torch.no_grad(), torch.autocast(audio.device.type, enabled=False):
-            mel = self.mel(audio.float())
-        return self.model.nll(audio, mel, self.sigma)
 
 
 class Trainer:
@@ -138,12 +81,12 @@ class Trainer:
         self.ema: EMA | None = None
         self.last_state: str | None = None
         self._window: list[dict[str, float]] = []
-        self._handlers: list[logging.Handler] = []
+        self.logs = RunLog(self.accelerator, self.run_dir)
 
     # ------------------------------------------------------------------ building
     def setup(self, prepare_only: bool = False) -> None:
         acc, cfg = self.accelerator, self.cfg
-        self._setup_logging()
+        self.logs.open()
         resume_from = self._find_resume_state()
         with acc.main_process_first():
             model = self._build_model(warm_start=resume_from is None)
@@ -157,7 +100,7 @@ class Trainer:
         self.corpus = corpus
         self._build_loaders(corpus)
         objective = FlowObjective(model, cfg.mel, cfg.train.sigma)
-        optimizer = self._build_optimizer(model)
+        optimizer = build_optimizer(model, cfg.train)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg.train))
         self.objective, self.optimizer, self.train_dl, self.scheduler = acc.prepare(
             objective, optimizer, self.train_dl, scheduler
@@ -178,65 +121,15 @@ class Trainer:
         return self.accelerator.unwrap_model(self.objective).model
 
     def _build_model(self, warm_start: bool) -> WaveGlow:
-        cfg = self.cfg
-        set_seed(cfg.train.seed)
-        if not cfg.train.init_from:
-            return WaveGlow(cfg.model)
-        ck = load_checkpoint(cfg.train.init_from, weight_norm=True, sample_rate=cfg.mel.sample_rate)
-        if to_dict(ck.model.config) != to_dict(cfg.model):
-            log.info("model shape taken from %s: %s", cfg.train.init_from, to_dict(ck.model.config))
-        self.cfg = cfg = dataclasses.replace(cfg, model=ck.model.config)  # re-validates against mel/data
-        if warm_start:
-            log.info("warm start from %s (%s), fresh optimizer", cfg.train.init_from, ck.origin)
-        return ck.model
+        model, self.cfg = build_model(self.cfg, warm_start)
+        return model
 
     def _build_loaders(self, corpus) -> None:
-        cfg, t = self.cfg, self.cfg.train
-        train = SegmentDataset(corpus.splits["train"], cfg.mel.sample_rate, cfg.data.segment_length, cfg.data.dequantize)
-        self.sampler = EpochSampler(len(train), t.seed, cfg.data.repeat)
-        if len(self.sampler) < t.batch_size * self.accelerator.num_processes:
-            raise ConfigError(
-                f"data: {len(train)} training clips x repeat {cfg.data.repeat} do not fill one batch of "
-                f"{t.batch_size} per process on {self.accelerator.num_processes} processes; lower train.batch_size "
-                "or raise data.repeat"
-            )
-        workers = cfg.data.num_workers
-        self.train_dl = DataLoader(
-            train, batch_sampler=BatchSampler(self.sampler, t.batch_size, drop_last=True), collate_fn=collate,
-            num_workers=workers, persistent_workers=workers > 0,
-        )
-        val_utts = corpus.splits["val"][: t.val_max_items or None]
-        self.val_dl = None
-        if t.validate_every and val_utts:
-            val = ClipDataset(val_utts, cfg.mel.sample_rate, cfg.data.val_segment_length, cfg.model.n_group)
-            self.val_dl = DataLoader(val, batch_size=t.batch_size if cfg.data.val_segment_length else 1,
-                                     collate_fn=collate, num_workers=min(workers, 1))
-        elif t.validate_every:
-            log.warning("no validation clips (raise data.val_fraction or give data.val_list): validation is off")
-
-    def _build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
-        t = self.cfg.train
-        cls = torch.optim.AdamW if t.weight_decay else torch.optim.Adam
-        return cls(model.parameters(), lr=t.lr, betas=tuple(t.adam_betas), eps=t.adam_eps,
-                   weight_decay=t.weight_decay)
-
-    # ------------------------------------------------------------------ run files
-    def _setup_logging(self) -> None:
-        logger = logging.getLogger("waveflow")
-        if not self.main:
-            logger.setLevel(logging.ERROR)  # one report per event: the main process speaks for all
-            return
-        logger.setLevel(logging.INFO)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
-        for handler in (logging.FileHandler(self.run_dir / "train.log"), TqdmHandler()):
-            handler.setFormatter(fmt)
-            logger.addHandler(handler)
-            self._handlers.append(handler)
+        self.sampler, self.train_dl, self.val_dl = build_loaders(self.cfg, corpus, self.accelerator.num_processes)
 
     def _write_run_files(self, corpus) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(plain(to_dict(self.cfg)), sort_keys=False))
+        (self.run_dir / "config.yaml").write_text(self.cfg.to_yaml())
         corpus.write_lists(self.run_dir / "split")
         if corpus.skipped:
             (self.run_dir / "split" / "skipped.json").write_text(json.dumps(corpus.skipped, indent=2) + "\n")
@@ -244,10 +137,7 @@ class Trainer:
     def close(self) -> None:
         """Flush and close the trackers (also after an error) and detach the log handlers."""
         self.accelerator.end_training()
-        for handler in self._handlers:
-            logging.getLogger("waveflow").removeHandler(handler)
-            handler.close()
-        self._handlers.clear()
+        self.logs.close()
 
     # ------------------------------------------------------------------ resume
     def _find_resume_state(self) -> Path | None:
@@ -287,7 +177,7 @@ class Trainer:
             for batch in loader:
                 self.batches_in_epoch += 1
                 if self.step == 0 and not self._window:
-                    self._record_shards(batch["ids"])
+                    self.logs.record_shards(batch["ids"])
                 step_scalars = self.train_step(batch)
                 if step_scalars is None:
                     continue  # accumulating
@@ -379,7 +269,7 @@ class Trainer:
         t = self.cfg.train
         logged = None
         if self.step % t.log_every == 0 or self.step == 1:
-            logged = self._log(scalars, bar)
+            logged = self.logs.log(self.step, scalars, self.guard.total, bar)
         if t.validate_every and self.val_dl is not None and self.step % t.validate_every == 0:
             self.validator.run()
         if self.step % t.checkpoint_every == 0:
@@ -388,28 +278,6 @@ class Trainer:
             else:
                 self.save_checkpoint()
         return logged
-
-    def _log(self, scalars: dict[str, float], bar) -> dict[str, float]:
-        acc = self.accelerator
-        names = sorted(scalars)
-        values = torch.tensor([scalars[n] for n in names], dtype=torch.float64, device=acc.device)
-        mean = acc.reduce(values, reduction="mean") if acc.num_processes > 1 else values
-        out = dict(zip(names, mean.tolist()))
-        out["other/samples_per_s"] = scalars["other/samples_per_s"]  # already global
-        out["other/skipped_total"] = float(self.guard.total)
-        acc.log(out, step=self.step)
-        if self.main:
-            with open(self.run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps({"step": self.step, **out}) + "\n")
-            bar.set_postfix(nll=f"{out['loss/nll']:.4f}", bps=f"{out['loss/bits_per_sample']:.3f}", refresh=False)
-        return out
-
-    def _record_shards(self, ids: list[str]) -> None:
-        """Which clips each process saw in the first step: a cheap check that data parallelism shards."""
-        shards = gather_object([list(ids)])
-        if self.main:
-            (self.run_dir / "data_shards.json").write_text(json.dumps(
-                {f"process_{i}": s for i, s in enumerate(shards)}, indent=2) + "\n")
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> Path:

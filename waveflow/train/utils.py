@@ -16,8 +16,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .config import TrainConfig, to_dict
-from .train_state import TrainingError
+from ..config import to_dict
+from .config import TrainConfig
+from .state import TrainingError
 
 
 # ---------------------------------------------------------------------------------------------- schedule
@@ -142,7 +143,7 @@ class Validator:
         writer = acc.get_tracker("tensorboard", unwrap=True) if cfg.train.tracker == "tensorboard" else None
         if writer is None or not len(self.clips):
             return
-        from .mel import MelSpectrogram
+        from ..mel import MelSpectrogram
 
         mel_fn = MelSpectrogram(cfg.mel).to(acc.device)
         rate = cfg.mel.sample_rate
@@ -169,15 +170,6 @@ def _nothing() -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------------------------------- logging
-def plain(value: Any) -> Any:
-    """Tuples to lists, recursively (YAML and JSON friendly)."""
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
-
-
 class TqdmHandler(logging.StreamHandler):
     """Log lines that do not break the progress bar."""
 

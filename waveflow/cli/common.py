@@ -1,0 +1,94 @@
+"""What every ``waveflow`` command shares: the help formatter, option groups used by several commands, the
+vocoder they build, and how a folder job ends. Defaults come from the library's own signatures, so the
+command line never repeats (or drifts from) a library default."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps example blocks as written and shows defaults that say something (not None, False or [], and
+    not when the help text already speaks of its default)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        quiet = action.default is None or action.default is False or action.default == [] \
+            or action.default == argparse.SUPPRESS
+        if quiet or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def add_command(sub, name: str, help: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand parser with waveflow's help formatting."""
+    return sub.add_parser(name, help=help, description=description, epilog=epilog, formatter_class=Formatter)
+
+
+def default_of(func: Callable, name: str):
+    """The default of parameter ``name`` of ``func`` (a library function or class): one place for defaults."""
+    target = func.__init__ if inspect.isclass(func) else func
+    return inspect.signature(target).parameters[name].default
+
+
+def add_progress_options(p: argparse.ArgumentParser, summary: bool = True) -> None:
+    """``--summary FILE`` (a folder job's summary as JSON) and ``--no-progress``."""
+    if summary:
+        p.add_argument("--summary", type=Path, help="also write the summary as JSON here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_vocoder_options(p: argparse.ArgumentParser) -> None:
+    """How a checkpoint becomes a :class:`~waveflow.inference.Vocoder` (shared by vocode, synth and eval)."""
+    from ..inference import DTYPES, Vocoder
+    from ..jobs.vocode import vocode_files
+    from ..kernels import KERNELS
+
+    p.add_argument("--checkpoint", type=Path, required=True, help="model file (waveflow, NVIDIA or DLE checkpoint)")
+    p.add_argument("--device", default="auto", help="torch device: auto (cuda, then mps, then cpu), cpu, cuda:1, ...")
+    p.add_argument("--dtype", choices=tuple(DTYPES), default="float32", help="working precision")
+    p.add_argument("--sigma", type=float, default=default_of(Vocoder, "sigma"), help="standard deviation of the latent")
+    p.add_argument("--denoise", type=float, default=default_of(Vocoder, "denoiser_strength"), metavar="STRENGTH",
+                   help="bias removal strength (0 = off; NVIDIA suggests 0.01 to 0.1)")
+    p.add_argument("--seed", type=int, default=default_of(vocode_files, "seed"),
+                   help="base seed; each file's latent is seeded by it and its path")
+    p.add_argument("--kernels", choices=KERNELS, default=default_of(Vocoder, "kernels"),
+                   help="inverse implementation: auto = fused Triton kernels on CUDA with float16/bfloat16, the "
+                        "model's own (eager) inverse otherwise; off = always eager")
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """Where and how a folder job writes audio (shared by vocode and synth)."""
+    from ..jobs.vocode import FORMATS, SUBTYPES, OutputOptions
+
+    p.add_argument("-o", "--out-dir", required=True, type=Path, help="output folder (input tree mirrored)")
+    p.add_argument("--format", choices=FORMATS, default=default_of(OutputOptions, "fmt"), help="output file format")
+    p.add_argument("--subtype", choices=SUBTYPES, default=default_of(OutputOptions, "subtype"),
+                   help="sample format (FLOAT: wav only)")
+    p.add_argument("--rescale", action="store_true", help="scale clipping outputs to just under full scale")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    add_progress_options(p)
+
+
+def output_options(args):
+    from ..jobs.vocode import OutputOptions
+
+    return OutputOptions(args.format, args.subtype, args.rescale)
+
+
+def make_vocoder(args, checkpoint=None):
+    """The :class:`~waveflow.inference.Vocoder` the options of :func:`add_vocoder_options` describe."""
+    from ..inference import Vocoder, pick_device
+
+    return Vocoder(checkpoint or args.checkpoint, device=pick_device(args.device), dtype=args.dtype, sigma=args.sigma,
+                   seed=args.seed, denoiser_strength=args.denoise, kernels=args.kernels)
+
+
+def finish(summary, json_path: Path | None, what: str) -> int:
+    """Report a folder job's summary (and write it as JSON); exit code 1 if any input failed."""
+    summary.report(what=what)
+    if json_path:
+        summary.write_json(json_path)
+    return 1 if summary.failed else 0

@@ -1,0 +1,1 @@
+"""Folder jobs on one planner (:mod:`.planner`): ``mel``, ``vocode``, ``synth``, ``eval``, ``quickstart``."""

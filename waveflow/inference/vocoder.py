@@ -127,7 +127,9 @@ class Vocoder:
         """Padded batch of ``(n_mels, F_i)`` mels and ``(n_group, F_i * hop / n_group)`` standard-normal latents
         -> ``[(F_i * hop,)]`` float32 on the device."""
         frames = [m.shape[1] for m in mels]
-        if self._inverse is not None and len(set(frames)) > 1:  # no masks: one batch per length
+        # One batch per length where padding masks cannot keep items apart: a custom or fused inverse has no
+        # masks, and the spectral prior's lapped transform wraps each item's end onto its start.
+        if (self._inverse is not None or self.model.prior is not None) and len(set(frames)) > 1:
             out: list[torch.Tensor | None] = [None] * len(mels)
             for n in set(frames):
                 idx = [i for i, f in enumerate(frames) if f == n]

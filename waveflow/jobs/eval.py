@@ -51,7 +51,7 @@ def eval_files(inputs: Iterable[str | Path]) -> list[Path]:
 @torch.inference_mode()
 def nll_of(model: torch.nn.Module, audio: np.ndarray, config: MelConfig, device: torch.device) -> tuple[float, float]:
     """Exact NLL of a whole clip under ``model`` (sigma 1, float32): ``(nats per sample, bits per 16-bit sample)``."""
-    g = model.config.n_group
+    g = model.config.sample_multiple
     x = torch.from_numpy(np.ascontiguousarray(audio[: len(audio) // g * g], dtype=np.float32)).to(device)[None]
     out = model.nll(x, MelSpectrogram(config).to(device)(x), sigma=1.0)
     return float(out.nll), float(out.bits_per_sample)

@@ -90,8 +90,10 @@ class FastInverse:
             raise ValueError(f"z must be (B, {p.n_group}, T // {p.n_group}), got shape {tuple(z.shape)}")
         B, G, n = z.shape
         cond = self.condition(mel, n * G)
-        x = self._windows(z, cond)
-        return x.transpose(1, 2).reshape(B, -1).to(z.dtype)
+        audio = self._windows(z, cond).transpose(1, 2).reshape(B, -1)
+        if p.prior is not None:  # the spectral prior's colouring: FFTs in float32, not worth a kernel
+            audio = p.prior.inverse(audio, mel)
+        return audio.to(z.dtype)
 
     def condition(self, mel: torch.Tensor, num_samples: int) -> torch.Tensor:
         """``WaveGlow.condition`` in the working dtype: ``(B, n_mels, F) -> (B, n_mels * G, n)``."""

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..models.waveglow import WaveGlowConfig
+from ..models import WaveGlowConfig
 
 
 def snr_db(reference: torch.Tensor, test: torch.Tensor) -> float:

@@ -60,6 +60,7 @@ class ModelPack:
     w_cond: torch.Tensor  # (n_flows * n_layers * 2C, n_mels * n_group), working dtype; flow-major rows
     flows: list[FlowPack]
     reach: int = 0  # latent columns each side one output column depends on (the model's flow_reach_steps)
+    prior: torch.nn.Module | None = None  # the model's SpectralPrior (colours the flow's output), if any
 
     @property
     def max_pad(self) -> int:
@@ -154,6 +155,7 @@ def pack_model(model: WaveGlow, dtype: torch.dtype) -> ModelPack:
         kernel_size=cfg.kernel_size,
         dtype=dtype,
         reach=flow_reach_steps(cfg),
+        prior=model.prior,
         w_up=model.upsample.weight.detach().to(**wd),
         b_up=model.upsample.bias.detach().to(**wd),
         mel_shift=cfg.mel_shift,

@@ -10,7 +10,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .waveglow import WaveGlow, WaveGlowConfig
+from ..flows import SpectralPrior
+from .config import WaveGlowConfig
+from .waveglow import WaveGlow
 
 UPSAMPLER_REACH = 3  # the transposed conv (kernel 4 hop, stride hop) makes sample t from frames t//hop-3..t//hop
 
@@ -25,7 +27,7 @@ def receptive_field_frames(config: WaveGlowConfig) -> int:
     """Mel frames of context each side that make a chunk exact: the WN stacks' reach, the upsampler's and the
     spectral prior's (its lapped transform couples neighbouring frames)."""
     steps = flow_reach_steps(config)
-    prior = getattr(config, "prior_context_frames", 0)
+    prior = SpectralPrior.context_frames if config.prior == "spectral" else 0
     return math.ceil((steps + 1) * config.n_group / config.hop_length) + UPSAMPLER_REACH + 1 + prior
 
 

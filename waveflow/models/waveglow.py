@@ -3,20 +3,20 @@
 The audio is folded into groups of ``n_group`` consecutive samples (channels), then ``n_flows`` steps of
 (invertible 1x1 conv, affine coupling) map it to ``z``; every ``n_early_every`` flows ``n_early_size``
 channels leave the flow early. Architecture and channel orders are NVIDIA's, so converted NVIDIA
-checkpoints give NVIDIA's outputs.
+checkpoints give NVIDIA's outputs. With ``prior: spectral`` an exact whitening layer
+(:class:`~waveflow.flows.SpectralPrior`) comes first, and the flow models the whitened audio.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from ..config import require
-from ..flows import AffineCoupling, InvConv1x1, apply_weight_norm, remove_weight_norm
+from ..flows import AffineCoupling, InvConv1x1, SpectralPrior, apply_weight_norm, remove_weight_norm
+from .config import WaveGlowConfig
 
 LN2 = math.log(2.0)
 
@@ -39,82 +39,11 @@ def upsample_condition(mel: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     return up.reshape(B, M, T // n_group, n_group).transpose(2, 3).reshape(B, M * n_group, -1)
 
 
-@dataclass
-class WaveGlowConfig:
-    """Shape of a WaveGlow. Defaults are NVIDIA's published 256-channel model (87.9 M parameters).
-
-    Attributes:
-        n_mels: mel bands of the conditioning spectrogram.
-        n_flows: flow steps (1x1 conv + coupling each).
-        n_group: audio samples folded into channels per time step.
-        n_early_every: output channels early every this many flows (not before the first).
-        n_early_size: channels output at each early exit (0 = no early outputs).
-        n_layers: dilated layers per WN.
-        n_channels: residual channels per WN.
-        kernel_size: kernel of the dilated convs (odd).
-        hop_length: samples per mel frame; the upsampler is ``ConvTranspose1d(n_mels, n_mels, 4*hop, hop)``.
-        coupling: ``affine`` (WaveGlow) or ``additive`` (NICE, volume preserving).
-        alternate_halves: odd-numbered flows condition on the SECOND half and transform the first, as
-            NVIDIA's early ``glow_old`` models do (set when such a checkpoint is imported).
-        mel_shift: constant added to the log-mel before the upsampler. NVIDIA's models use 0 (imported
-            checkpoints get 0). Log-mels sit around -6, and with that offset Adam moves the upsampler's weights
-            in step, so the conditioning grows until the WN gates saturate and the model stops listening to
-            the mel (measured: the tiny config at 400 steps gains nothing from the true mel over a silent one;
-            with ``mel_shift: 6`` it gains 15 bits per sample and its validation NLL is 0.3 bits lower). Our
-            small and tiny configs use 6.
-    """
-
-    n_mels: int = 80
-    n_flows: int = 12
-    n_group: int = 8
-    n_early_every: int = 4
-    n_early_size: int = 2
-    n_layers: int = 8
-    n_channels: int = 256
-    kernel_size: int = 3
-    hop_length: int = 256
-    coupling: Literal["affine", "additive"] = "affine"
-    alternate_halves: bool = False
-    mel_shift: float = 0.0
-
-    def __post_init__(self) -> None:
-        require(math.isfinite(self.mel_shift), f"model.mel_shift must be finite, got {self.mel_shift}")
-        for name in ("n_mels", "n_flows", "n_group", "n_early_every", "n_layers", "n_channels", "hop_length"):
-            require(getattr(self, name) > 0, f"model.{name} must be positive, got {getattr(self, name)}")
-        require(self.n_early_size >= 0, f"model.n_early_size must be >= 0, got {self.n_early_size}")
-        require(self.kernel_size % 2 == 1, f"model.kernel_size must be odd, got {self.kernel_size}")
-        require(self.n_group % 2 == 0, f"model.n_group must be even, got {self.n_group}")
-        require(self.n_early_size % 2 == 0, f"model.n_early_size must be even, got {self.n_early_size}")
-        require(
-            self.hop_length % self.n_group == 0,
-            f"model.hop_length ({self.hop_length}) must be a multiple of n_group ({self.n_group})",
-        )
-        remaining = self.flow_channels()[-1]
-        require(
-            remaining >= 2,
-            f"early outputs leave {remaining} channels for the last flow; need >= 2 "
-            f"(model.n_group={self.n_group}, n_flows={self.n_flows}, n_early_every={self.n_early_every}, "
-            f"n_early_size={self.n_early_size})",
-        )
-
-    def flow_channels(self) -> list[int]:
-        """Channels entering each flow step, after that step's early output."""
-        channels, remaining = [], self.n_group
-        for k in range(self.n_flows):
-            if k > 0 and k % self.n_early_every == 0:
-                remaining -= self.n_early_size
-            channels.append(remaining)
-        return channels
-
-    @property
-    def n_remaining_channels(self) -> int:
-        return self.flow_channels()[-1]
-
-
 class NLLOutput(NamedTuple):
     """Negative log-likelihood of a batch, every term in nats per audio sample, averaged over the batch.
 
-    ``nll = z + log_s + logdet_w + const``; ``loss_nvidia = nll - const`` (NVIDIA's ``WaveGlowLoss``).
+    ``nll = z + log_s + logdet_w + prior + const``; ``loss_nvidia = nll - const`` (NVIDIA's ``WaveGlowLoss``
+    when there is no prior). ``prior`` is the spectral prior's ``-logdet / D`` (0.0 without one).
     """
 
     nll: torch.Tensor
@@ -124,6 +53,7 @@ class NLLOutput(NamedTuple):
     log_s: torch.Tensor
     logdet_w: torch.Tensor
     const: float
+    prior: torch.Tensor | float = 0.0
 
     @property
     def bits_per_sample(self) -> torch.Tensor:
@@ -156,11 +86,17 @@ class WaveGlow(nn.Module):
         self.config = cfg = config or WaveGlowConfig()
         self.upsample = nn.ConvTranspose1d(cfg.n_mels, cfg.n_mels, 4 * cfg.hop_length, stride=cfg.hop_length)
         self.flows = nn.ModuleList(FlowStep(c, cfg, k) for k, c in enumerate(cfg.flow_channels()))
+        self.prior = SpectralPrior(cfg.prior_mel_config()) if cfg.prior == "spectral" else None
 
     # ------------------------------------------------------------------ shapes
     @property
     def hop_length(self) -> int:
         return self.config.hop_length
+
+    @property
+    def prior_context_frames(self) -> int:
+        """Mel frames the prior adds to the receptive field on each side (0 without a prior)."""
+        return 0 if self.prior is None else self.prior.context_frames
 
     def _is_early_exit(self, k: int) -> bool:
         return k > 0 and k % self.config.n_early_every == 0 and self.config.n_early_size > 0
@@ -186,20 +122,32 @@ class WaveGlow(nn.Module):
         return audio.reshape(audio.shape[0], -1, g).transpose(1, 2)
 
     # ------------------------------------------------------------------ flow
-    def flow(self, audio: torch.Tensor, mel: torch.Tensor, steps: list | None = None):
-        """Audio to latent with the log-determinant parts.
+    def flow(self, audio: torch.Tensor, mel: torch.Tensor, steps: list | None = None,
+             whitened: list | None = None):
+        """Audio to latent with the log-determinant parts of the flow steps.
 
         Args:
-            audio: ``(B, T)`` in [-1, 1], ``T`` a multiple of ``n_group``.
+            audio: ``(B, T)`` in [-1, 1], ``T`` a multiple of ``n_group`` (of ``hop_length`` with a prior).
             mel: ``(B, n_mels, F)`` with ``(F + 3) * hop >= T`` (``F = T // hop + 1`` from MelSpectrogram).
             steps: if a list is given, one ``(log_s (B,), logdet_w (B,))`` pair per flow step is appended
                 to it (to show what each step contributes).
+            whitened: if a list is given, the flow's input ``e (B, T)`` is appended (the audio whitened by
+                the spectral prior; the audio itself without a prior).
 
         Returns:
             ``(z (B, n_group, T // n_group), log_s (B,), logdet_w (B,))``: the sums of coupling log-scales
-            and of 1x1-conv log-determinants.
+            and of 1x1-conv log-determinants; not the prior's (:meth:`forward` and :meth:`nll` add it).
         """
-        x = self._fold_audio(audio)
+        return self._flow(audio, mel, steps, whitened)[:3]
+
+    def _flow(self, audio, mel, steps=None, whitened=None):
+        """:meth:`flow`, then the prior's log-det ``(B,)`` (``None`` without a prior)."""
+        x, logdet_p = self._fold_audio(audio), None  # the shape checks come first
+        if self.prior is not None:
+            audio, logdet_p = self.prior(audio, mel)
+            x = self._fold_audio(audio)
+        if whitened is not None:
+            whitened.append(audio)
         cond = self.condition(mel, audio.shape[1])
         early, log_s, logdet_w = [], 0.0, 0.0
         n_early = self.config.n_early_size
@@ -213,12 +161,13 @@ class WaveGlow(nn.Module):
             log_s = log_s + ld_s
             if steps is not None:
                 steps.append((ld_s, ld_w))
-        return torch.cat([*early, x], 1), log_s, logdet_w
+        return torch.cat([*early, x], 1), log_s, logdet_w, logdet_p
 
     def forward(self, audio: torch.Tensor, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(audio (B, T), mel (B, n_mels, F)) -> (z (B, n_group, T // n_group), logdet (B,))``."""
-        z, log_s, logdet_w = self.flow(audio, mel)
-        return z, log_s + logdet_w
+        z, log_s, logdet_w, logdet_p = self._flow(audio, mel)
+        logdet = log_s + logdet_w
+        return z, logdet if logdet_p is None else logdet + logdet_p
 
     def inverse(self, z: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
         """Exact inverse of :meth:`forward`: ``(z (B, n_group, T // n_group), mel) -> audio (B, T)``."""
@@ -238,7 +187,8 @@ class WaveGlow(nn.Module):
             x = step.invconv.inverse(x)
             if self._is_early_exit(k):
                 x = torch.cat([early.pop(), x], 1)
-        return x.transpose(1, 2).reshape(B, -1)
+        audio = x.transpose(1, 2).reshape(B, -1)
+        return audio if self.prior is None else self.prior.inverse(audio, mel)
 
     def infer(
         self, mel: torch.Tensor, sigma: float = 0.6, generator: torch.Generator | None = None
@@ -258,9 +208,10 @@ class WaveGlow(nn.Module):
     def nll(self, audio: torch.Tensor, mel: torch.Tensor, sigma: float = 1.0) -> NLLOutput:
         """Exact negative log-likelihood of ``audio`` under ``z ~ N(0, sigma^2 I)``, nats per sample.
 
-        ``nll = (0.5 * sum(z^2) / sigma^2 + D log(sigma) + 0.5 D log(2 pi) - logdet) / D`` with ``D = T``.
+        ``nll = (0.5 * sum(z^2) / sigma^2 + D log(sigma) + 0.5 D log(2 pi) - logdet) / D`` with ``D = T``,
+        ``logdet`` including the prior's (reported apart as ``prior``).
         """
-        z, log_s, logdet_w = self.flow(audio, mel)
+        z, log_s, logdet_w, logdet_p = self._flow(audio, mel)
         D = audio.shape[1]
         # Half precision sums in float32; float64 stays float64 (an exact NLL for exact tests).
         work = torch.promote_types(z.dtype, torch.float32)
@@ -269,15 +220,18 @@ class WaveGlow(nn.Module):
         s_term = -log_s.to(work) / D
         w_term = -logdet_w.to(work) / D
         const = math.log(sigma) + 0.5 * math.log(2 * math.pi)
-        per_item = z_term + s_term + w_term + const
+        p_term = None if logdet_p is None else -logdet_p.to(work) / D
+        loss = z_term + s_term + w_term if p_term is None else z_term + s_term + w_term + p_term
+        per_item = loss + const
         return NLLOutput(
             nll=per_item.mean(),
             nll_per_item=per_item,
-            loss_nvidia=(z_term + s_term + w_term).mean(),
+            loss_nvidia=loss.mean(),
             z=z_term.mean(),
             log_s=s_term.mean(),
             logdet_w=w_term.mean(),
             const=const,
+            prior=0.0 if p_term is None else p_term.mean(),
         )
 
     # ------------------------------------------------------------------ weight norm

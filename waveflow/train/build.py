@@ -75,7 +75,8 @@ def build_loaders(cfg: RunConfig, corpus, num_processes: int) -> tuple[EpochSamp
     val_utts = corpus.splits["val"][: t.val_max_items or None]
     val_dl = None
     if t.validate_every and val_utts:
-        val = ClipDataset(val_utts, cfg.mel.sample_rate, cfg.data.val_segment_length, cfg.model.n_group)
+        val = ClipDataset(val_utts, cfg.mel.sample_rate, cfg.data.val_segment_length,
+                          cfg.model.sample_multiple)
         val_dl = DataLoader(val, batch_size=t.batch_size if cfg.data.val_segment_length else 1,
                             collate_fn=collate, num_workers=min(workers, 1))
     elif t.validate_every:

@@ -26,7 +26,8 @@ class DataConfig:
         val_fraction: share of utterances put in the validation split (by a stable hash of the id).
         test_fraction: share put in the test split (never trained on; the recipe vocodes it).
         split_salt: mixed into the hash; change it to draw a different split.
-        segment_length: random training segment in samples; a multiple of ``model.n_group``. Clips
+        segment_length: random training segment in samples; a multiple of ``model.n_group`` (of ``hop_length``
+            with the spectral prior). Clips
             shorter than this are skipped (counted and logged), never zero-padded into the likelihood.
         val_segment_length: validation crop in samples (centre of the clip); 0 = whole utterances.
         repeat: segments drawn from each utterance per epoch (for tiny corpora; 1 = NVIDIA's).
@@ -162,9 +163,15 @@ class RunConfig:
         require(m.n_mels == self.mel.n_mels, f"model.n_mels ({m.n_mels}) must equal mel.n_mels ({self.mel.n_mels})")
         require(m.hop_length == self.mel.hop_length,
                 f"model.hop_length ({m.hop_length}) must equal mel.hop_length ({self.mel.hop_length})")
+        if m.prior == "spectral":  # the prior whitens with the filterbank of the features it is given
+            if m.prior_mel is None:
+                self.model = m = dataclasses.replace(m, prior_mel=self.mel)
+            require(m.prior_mel == self.mel, "model.prior_mel must equal the mel section (leave it out to use it)")
+        k, what = m.sample_multiple, "model.hop_length (the spectral prior works in whole frames)" \
+            if m.prior == "spectral" else "model.n_group"
         for name in ("segment_length", "val_segment_length"):
             value = getattr(d, name)
-            require(value % m.n_group == 0, f"data.{name} ({value}) must be a multiple of model.n_group ({m.n_group})")
+            require(value % k == 0, f"data.{name} ({value}) must be a multiple of {what} ({k})")
             require(value == 0 or value > self.mel.n_fft // 2,
                     f"data.{name} ({value}) must exceed mel.n_fft/2 ({self.mel.n_fft // 2}) for the mel's padding")
 

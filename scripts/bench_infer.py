@@ -18,24 +18,32 @@ module loaded with ``--plugin package.module``, which registers them with ``__ma
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
-import json
-import math
-import platform
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from bench_configs import NAMES, model_config
+from benchlib import (
+    CONFIG_HELP,
+    build_model,
+    config_arg,
+    emit,
+    model_config,
+    record,
+    resolve_device,
+    snr_db,
+    snr_field,
+    time_calls,
+)
 
-from waveflow import MelConfig, WaveGlow
+from waveflow import MelConfig, WaveflowError, WaveGlow
 from waveflow.checkpoints import load_checkpoint
 from waveflow.config import to_dict
-from waveflow.inference import Vocoder, pick_device
+from waveflow.inference import Vocoder
 
+END_STD = 0.02  # std of the random WN end convs, so the couplings (and the SNR column) are not trivial
 MODES: dict[str, Callable] = {}
 Run = Callable[[list[torch.Tensor]], list[torch.Tensor]]
 
@@ -74,52 +82,11 @@ for _dt in ("float32", "bfloat16", "float16"):
 eager = MODES["eager-float32"]
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
-def build_model(args) -> tuple[WaveGlow, MelConfig, dict]:
-    """Model from ``--checkpoint`` or a named config (random weights: speed does not depend on them)."""
-    if args.checkpoint:
-        ck = load_checkpoint(args.checkpoint, weight_norm=False)
-        return ck.model, ck.mel_config, {"checkpoint": str(args.checkpoint), "model": to_dict(ck.model.config)}
-    model_cfg, source = model_config(args.config)
-    torch.manual_seed(args.seed)
-    model = WaveGlow(model_cfg)
-    with torch.no_grad():  # non-zero end convs, so the couplings (and the SNR column) are not trivial
-        for name, param in model.named_parameters():
-            if ".wn.end." in name:
-                param.normal_(0.0, 0.02)
-    return model, MelConfig(hop_length=model_cfg.hop_length, n_mels=model_cfg.n_mels), {
-        "config": args.config, "source": source, "model": to_dict(model_cfg)}
-
-
-def time_mode(run: Run, mels: list[torch.Tensor], device: torch.device, warmup: int, repeats: int):
-    for _ in range(warmup):
-        run(mels)
-    synchronize(device)
-    times, audio = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        audio = run(mels)
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), times, audio
-
-
-def snr_db(reference: list[torch.Tensor], other: list[torch.Tensor]) -> float:
-    ref = torch.cat([a.float().cpu() for a in reference])
-    err = torch.cat([a.float().cpu() for a in other]) - ref
-    return float("inf") if float(err.pow(2).sum()) == 0 else 10 * math.log10(float(ref.pow(2).sum() / err.pow(2).sum()))
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--checkpoint", type=Path, help="model file (overrides --config)")
-    p.add_argument("--config", choices=NAMES, default="default", help="model shape when no checkpoint (small/tiny: configs/waveglow-*.yaml)")
+    p.add_argument("--config", type=config_arg, default="default", help=f"model shape without --checkpoint: {CONFIG_HELP}")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="bfloat16",
                    help="the reduced precision compared with eager float32")
@@ -133,65 +100,92 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--plugin", action="append", default=[], help="module that registers more modes")
     p.add_argument("--json", type=Path, help="also write the result here")
-    args = p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Arguments, with plugins loaded (they add modes), the device resolved and ``modes`` a list that starts
+    with eager float32 (the baseline every ratio refers to)."""
+    parser = get_parser()
+    args = parser.parse_args(argv)
     for plugin in args.plugin:
         importlib.import_module(plugin)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    args.device = pick_device(args.device)
+    try:
+        args.device = resolve_device(args.device)
+    except ValueError as e:
+        parser.error(str(e))
     modes = args.modes.split(",") if args.modes else ["eager-float32", f"eager-{args.dtype}", "chunked-float32"]
     unknown = [m for m in modes if m not in MODES]
     if unknown:
-        p.error(f"unknown mode(s) {', '.join(unknown)}; known: {', '.join(MODES)}")
-    if modes[0] != "eager-float32":
-        modes.insert(0, "eager-float32")  # the baseline every ratio refers to
+        parser.error(f"unknown mode(s) {', '.join(unknown)}; known: {', '.join(MODES)}")
+    args.modes = list(dict.fromkeys(["eager-float32", *modes]))
+    return args
 
-    model, mel_config, described = build_model(args)
+
+def load_model(args) -> tuple[WaveGlow, MelConfig, dict]:
+    """Model from ``--checkpoint`` or a named config (random weights: speed does not depend on them), its mel
+    config, and fields describing it for the report."""
+    if args.checkpoint:
+        ck = load_checkpoint(args.checkpoint, weight_norm=False)
+        return ck.model, ck.mel_config, {"checkpoint": str(args.checkpoint), "model": to_dict(ck.model.config)}
+    model_cfg, source = model_config(args.config)
+    model = build_model(model_cfg, seed=args.seed, end_std=END_STD)
+    mel_config = MelConfig(hop_length=model_cfg.hop_length, n_mels=model_cfg.n_mels)
+    return model, mel_config, {"source": source, "model": to_dict(model_cfg)}
+
+
+def make_mels(mel_config: MelConfig, args) -> list[torch.Tensor]:
+    """``--batch-size`` random log-mels ``(n_mels, F)`` of ``--seconds`` each."""
     frames = max(1, round(args.seconds * mel_config.sample_rate / mel_config.hop_length))
     gen = torch.Generator().manual_seed(args.seed)
-    mels = [torch.randn(mel_config.n_mels, frames, generator=gen) * 2.0 - 6.0 for _ in range(args.batch_size)]
-    audio_seconds = args.batch_size * frames * mel_config.hop_length / mel_config.sample_rate
+    return [torch.randn(mel_config.n_mels, frames, generator=gen) * 2.0 - 6.0 for _ in range(args.batch_size)]
 
+
+def measure_modes(model: WaveGlow, mel_config: MelConfig, mels: list[torch.Tensor], args) -> list[dict]:
+    """One row per mode: speed, and speed-up and SNR against the first mode (eager float32)."""
+    audio_seconds = sum(m.shape[-1] for m in mels) * mel_config.hop_length / mel_config.sample_rate
     results, baseline = [], None
-    for name in dict.fromkeys(modes):
+    for name in args.modes:
         run = MODES[name](model, mel_config, args)
         if run is None:
             results.append({"mode": name, "skipped": True})
             continue
-        seconds, times, audio = time_mode(run, mels, args.device, args.warmup, args.repeats)
+        timing = time_calls(functools.partial(run, mels), args.device, args.warmup, args.repeats)
+        seconds = timing.median
         if baseline is None:
-            baseline = (seconds, audio)
-        snr = snr_db(baseline[1], audio)
-        row = {"mode": name, "seconds_per_run": seconds, "runs": times,
+            baseline = timing
+        snr = snr_db(baseline.output, timing.output)
+        row = {"mode": name, "seconds_per_run": seconds, "runs": timing.times,
                "khz": audio_seconds * mel_config.sample_rate / seconds / 1000.0, "rtf": seconds / audio_seconds,
-               "speedup_vs_eager_float32": baseline[0] / seconds, "snr_db_vs_eager_float32": snr if math.isfinite(snr) else None}
+               "speedup_vs_eager_float32": baseline.median / seconds,
+               "snr_db_vs_eager_float32": snr_field(snr)}
         results.append(row)
         print(f"{name:<20} {row['khz']:9.2f} kHz  RTF {row['rtf']:8.3f}  x{row['speedup_vs_eager_float32']:.2f}  "
               f"SNR {snr:6.1f} dB", file=sys.stderr)
-    report = {
-        "benchmark": "bench_infer",
-        "figure": {"name": "kHz of audio per second, eager float32", "value": results[0].get("khz")},
-        **described,
-        "parameters": model.num_parameters(),
-        "device": str(args.device),
-        "device_name": torch.cuda.get_device_name(args.device) if args.device.type == "cuda" else platform.processor()
-        or platform.machine(),
-        "dtype": args.dtype,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "batch_size": args.batch_size,
-        "seconds": args.seconds,
-        "frames": frames,
-        "sample_rate": mel_config.sample_rate,
-        "chunk_frames": args.chunk_frames,
-        "warmup": args.warmup,
-        "repeats": args.repeats,
-        "modes": results,
-    }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    return results
+
+
+def report(args, model: WaveGlow, mel_config: MelConfig, described: dict, frames: int, results: list[dict]) -> dict:
+    figure = {"name": "kHz of audio per second, eager float32", "value": results[0].get("khz")}
+    return record(figure, config=args.checkpoint or args.config, device=args.device, dtype=args.dtype,
+                  benchmark="bench_infer", **described, parameters=model.num_parameters(),
+                  threads=torch.get_num_threads(), batch_size=args.batch_size, seconds=args.seconds,
+                  frames=frames, sample_rate=mel_config.sample_rate, chunk_frames=args.chunk_frames,
+                  warmup=args.warmup, repeats=args.repeats, modes=results)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        model, mel_config, described = load_model(args)
+    except WaveflowError as e:  # a missing or unreadable checkpoint
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    mels = make_mels(mel_config, args)
+    results = measure_modes(model, mel_config, mels, args)
+    emit(report(args, model, mel_config, described, mels[0].shape[-1], results), args.json, indent=2)
     return 0
 
 

@@ -4,7 +4,8 @@
 All modes run side by side in one process on the same weights, latent and mel; warm-up excluded; the device
 is synchronised before each clock read; the median of ``--repeat`` runs is reported as kHz of audio and
 real-time factor at 22.05 kHz. Also prints the compute and memory floors of the config (FLOPs and bytes per
-sample from the shapes) and, with ``--profile``, the top ops of one call (the per-op budget).
+sample from the shapes) and, with ``--profile``, the top ops of one call (the per-op budget). Progress and
+tables go to stderr, the JSON result to stdout (and to ``--json``).
 
 GPU (the issue's measurement)::
 
@@ -20,37 +21,33 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
+import functools
 import math
-import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
+from benchlib import (
+    CONFIG_HELP,
+    DTYPES,
+    build_model,
+    config_arg,
+    emit,
+    model_config,
+    record,
+    resolve_device,
+    snr_db,
+    snr_field,
+    sync,
+    time_calls,
+)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from waveflow import WaveGlow, WaveGlowConfig, load_model
-from waveflow.kernels import limits, prepare_inverse, snr_db, triton_available
-from waveflow.kernels.numerics import bytes_per_sample, flops_per_sample
+from waveflow import WaveflowError, WaveGlow, load_model
+from waveflow.kernels import bytes_per_sample, flops_per_sample, limits, prepare_inverse, triton_available
+from waveflow.models import prepare_for_inference
 
 RATE = 22050
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-CONFIGS = {
-    "default": WaveGlowConfig(),
-    "tiny": WaveGlowConfig(
-        n_mels=80,
-        n_flows=4,
-        n_group=8,
-        n_early_every=2,
-        n_early_size=2,
-        n_layers=3,
-        n_channels=16,
-        hop_length=256,
-    ),
-}
+END_STD = 0.05  # std of the random WN end convs: zero ones make every coupling the identity
 GPU_MODES = [
     "eager-fp32",
     "eager-half",
@@ -66,18 +63,14 @@ ALL_MODES = GPU_MODES + ["fast-torch-shift", "fast-torch-compile", "fast-triton-
 
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1, ...")
     p.add_argument("--dtype", choices=list(DTYPES), default="float16", help="half dtype of the fast modes")
-    p.add_argument("--config", choices=list(CONFIGS), default="default")
+    p.add_argument("--config", type=config_arg, default="default", help=CONFIG_HELP)
     p.add_argument("--checkpoint", help="a checkpoint load_model accepts (overrides --config)")
     p.add_argument("--seconds", type=float, default=10.0, help="utterance length of the batch runs")
     p.add_argument("--batch", type=int, nargs="+", default=[1, 8])
-    p.add_argument(
-        "--long-seconds", type=float, default=60.0, help="long utterance (batch 1, chunked); 0 = skip"
-    )
-    p.add_argument(
-        "--chunk", type=int, default=16384, help="columns (samples / n_group) per window, long run"
-    )
+    p.add_argument("--long-seconds", type=float, default=60.0, help="long utterance (batch 1, chunked); 0 = skip")
+    p.add_argument("--chunk", type=int, default=16384, help="columns (samples / n_group) per window, long run")
     p.add_argument("--context", type=int, default=None, help="context columns per side (default: exact)")
     p.add_argument("--modes", nargs="+", choices=ALL_MODES, default=None)
     p.add_argument("--warmup", type=int, default=2)
@@ -91,28 +84,33 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
-def build_model(args, device: torch.device) -> WaveGlow:
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def choose_modes(args, device: torch.device) -> list[str]:
+    """The asked-for modes (or the device's defaults), less those this device cannot run."""
+    modes = args.modes or (GPU_MODES if device.type == "cuda" else CPU_MODES)
+    if device.type != "cuda":
+        dropped = [m for m in modes if "triton" in m or "compile" in m]
+        if dropped:
+            log(f"CPU: skipping {dropped} (Triton / compile modes are measured on the GPU)")
+        return [m for m in modes if m not in dropped]
+    return modes if triton_available() else [m for m in modes if "triton" not in m]
+
+
+def load_bench_model(args, device: torch.device) -> WaveGlow:
+    """``--checkpoint``, or ``--config`` with random weights; folded, frozen, float32 on ``device``."""
     if args.checkpoint:
         model = load_model(args.checkpoint)
     else:
-        torch.manual_seed(0)
-        model = WaveGlow(CONFIGS[args.config])
-        with torch.no_grad():  # non-zero end convs: zero ones make every coupling the identity
-            g = torch.Generator().manual_seed(0)
-            for step in model.flows:
-                for p in (step.coupling.wn.end.weight, step.coupling.wn.end.bias):
-                    p.copy_(0.05 * torch.randn(p.shape, generator=g))
-    return model.remove_weight_norm().eval().requires_grad_(False).to(device)
+        model = build_model(model_config(args.config)[0], seed=0, end_std=END_STD)
+    return prepare_for_inference(model, device, torch.float32)
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def make_modes(names, model, dtype, device, chunk, context):
+def make_modes(names, model, dtype, chunk, context):
     """name -> (callable(z, mel), input dtype). Each is built lazily so a failing mode only skips itself."""
-    half = copy.deepcopy(model).to(dtype)
+    half = copy.deepcopy(model).to(dtype)  # plain `model.half()`: what eager half precision means
 
     def eager(m):
         def run(z, mel):
@@ -149,79 +147,58 @@ def _compiled_inverse(model):
     return run
 
 
-def time_mode(fn, z, mel, device, warmup: int, repeat: int):
-    for _ in range(warmup):
-        out = fn(z, mel)
-    sync(device)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn(z, mel)
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), min(times), out
-
-
-def run_case(label, modes, model, args, device, dtype, batch, seconds, chunked):
-    cfg = model.config
+def make_inputs(cfg, batch: int, seconds: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latent ``z`` (B, n_group, T / n_group) at sigma 0.6 and log-mels (B, n_mels, F), floored at ln(1e-5)."""
     frames = max(1, round(seconds * RATE / cfg.hop_length))
     T = frames * cfg.hop_length
     g = torch.Generator().manual_seed(1)
     z = 0.6 * torch.randn(batch, cfg.n_group, T // cfg.n_group, generator=g)
     mel = (torch.randn(batch, cfg.n_mels, frames, generator=g) - 5.0).clamp(min=math.log(1e-5))
-    z, mel = z.to(device), mel.to(device)
+    return z.to(device), mel.to(device)
+
+
+def run_case(label, modes, model, args, device, dtype, batch, seconds, chunked) -> list[dict]:
+    """Every mode on one input shape; SNR against eager fp32's output (the first mode when it is asked for)."""
+    z, mel = make_inputs(model.config, batch, seconds, device)
     rows, ref = [], None
     chunk = args.chunk if chunked else None
-    for name, build in make_modes(modes, model, dtype, device, chunk, args.context).items():
+    for name, build in make_modes(modes, model, dtype, chunk, args.context).items():
         try:
             fn, in_dtype = build()
-            med, best, out = time_mode(fn, z.to(in_dtype), mel.to(in_dtype), device, args.warmup, args.repeat)
+            zi, meli = z.to(in_dtype), mel.to(in_dtype)
+            timing = time_calls(functools.partial(fn, zi, meli), device, args.warmup, args.repeat)
         except Exception as exc:  # noqa: BLE001 - a mode that cannot run here (no Triton, OOM) is reported, not fatal
             rows.append({"case": label, "mode": name, "error": f"{type(exc).__name__}: {exc}"[:300]})
-            print(f"  {label:>22s} {name:>24s}  failed: {rows[-1]['error']}", flush=True)
+            log(f"  {label:>22s} {name:>24s}  failed: {rows[-1]['error']}")
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             continue
-        out = out.float()
+        out = timing.output.float()
         if ref is None and name == "eager-fp32":
             ref = out
-        samples = batch * T
-        row = {
-            "case": label,
-            "mode": name,
-            "batch": batch,
-            "seconds": T / RATE,
-            "samples": samples,
-            "chunked": chunk is not None and name.startswith("fast"),
-            "median_s": med,
-            "best_s": best,
-            "khz": samples / med / 1e3,
-            "rtf": samples / RATE / med,
-            "finite": bool(torch.isfinite(out).all()),
-            "snr_vs_fp32_db": None if ref is None else snr_db(ref, out),
-        }
-        rows.append(row)
-        print(
-            f"  {label:>22s} {name:>24s}  {row['khz']:10.1f} kHz  {row['rtf']:9.1f}x RT"
-            f"  SNR {row['snr_vs_fp32_db'] if row['snr_vs_fp32_db'] is None else round(row['snr_vs_fp32_db'], 1)}",
-            flush=True,
-        )
-        del fn, out
+        samples = out.numel()
+        rows.append({
+            "case": label, "mode": name, "batch": batch, "seconds": out.shape[-1] / RATE, "samples": samples,
+            "chunked": chunk is not None and name.startswith("fast"), "median_s": timing.median,
+            "best_s": timing.best, "khz": samples / timing.median / 1e3, "rtf": samples / RATE / timing.median,
+            "finite": bool(torch.isfinite(out).all()), "snr_vs_fp32_db": None if ref is None else snr_field(snr_db(ref, out)),
+        })
+        snr = rows[-1]["snr_vs_fp32_db"]
+        log(f"  {label:>22s} {name:>24s}  {rows[-1]['khz']:10.1f} kHz  {rows[-1]['rtf']:9.1f}x RT"
+            f"  SNR {snr if snr is None else round(snr, 1)}")
+        del fn, out, timing
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return rows
 
 
-def profile(mode, model, args, device, dtype, top):
+def profile(mode, model, args, device, dtype, top) -> list[dict]:
+    """torch.profiler on one batch-1 call of ``mode``: the ``top`` ops by self time (the per-op budget)."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as tprofile
 
-    cfg = model.config
-    frames = round(args.seconds * RATE / cfg.hop_length)
-    T = frames * cfg.hop_length
-    z = 0.6 * torch.randn(1, cfg.n_group, T // cfg.n_group, device=device)
-    mel = torch.randn(1, cfg.n_mels, frames, device=device) - 5.0
-    fn, in_dtype = make_modes([mode], model, dtype, device, None, None)[mode]()
+    z, mel = make_inputs(model.config, 1, args.seconds, device)
+    fn, in_dtype = make_modes([mode], model, dtype, None, None)[mode]()
     z, mel = z.to(in_dtype), mel.to(in_dtype)
     for _ in range(args.warmup):
         fn(z, mel)
@@ -232,7 +209,7 @@ def profile(mode, model, args, device, dtype, top):
         sync(device)
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     table = prof.key_averages().table(sort_by=key, row_limit=top)
-    print(f"\n== profile: {mode}, batch 1, {T / RATE:.2f} s, sorted by {key} ==\n{table}")
+    log(f"\n== profile: {mode}, batch 1, {z.shape[-1] * z.shape[1] / RATE:.2f} s, sorted by {key} ==\n{table}")
     events = sorted(prof.key_averages(), key=lambda e: getattr(e, key, 0), reverse=True)
     total = sum(getattr(e, key) for e in events) or 1.0
     return [
@@ -241,96 +218,34 @@ def profile(mode, model, args, device, dtype, top):
     ]
 
 
-def main(argv=None) -> int:
-    args = get_parser().parse_args(argv)
-    device = torch.device(args.device)
-    dtype = DTYPES[args.dtype]
-    default_modes = GPU_MODES if device.type == "cuda" else CPU_MODES
-    modes = args.modes or default_modes
-    if device.type != "cuda":
-        dropped = [m for m in modes if "triton" in m or "compile" in m]
-        modes = [m for m in modes if m not in dropped]
-        if dropped:
-            print(f"CPU: skipping {dropped} (Triton / compile modes are measured on the GPU)")
-    elif not triton_available():
-        modes = [m for m in modes if "triton" not in m]
-    model = build_model(args, device)
+def costs(model: WaveGlow, args, dtype: torch.dtype) -> tuple[dict, dict]:
+    """FLOPs per sample and the compute/memory floors of the config; printed, and returned for the JSON."""
     cfg = model.config
     fl = flops_per_sample(cfg)
-    lim = limits(
-        cfg, args.peak_tflops, args.bandwidth_tbs, itemsize=torch.tensor([], dtype=dtype).element_size()
-    )
-    print(
-        f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor()})"
-        f", dtype {args.dtype}, config {args.checkpoint or args.config}"
-    )
-    print(
-        f"cost: {fl['total'] / 1e6:.2f} MFLOP/sample (cond convs {100 * fl['cond'] / fl['total']:.0f} %), "
-        f"{bytes_per_sample(cfg)['total'] / 1e3:.1f} kB/sample of activation traffic"
-    )
-    print(
-        f"floors at {args.peak_tflops:g} TFLOP/s and {args.bandwidth_tbs:g} TB/s: compute "
+    lim = limits(cfg, args.peak_tflops, args.bandwidth_tbs, itemsize=torch.tensor([], dtype=dtype).element_size())
+    log(f"cost: {fl['total'] / 1e6:.2f} MFLOP/sample (cond convs {100 * fl['cond'] / fl['total']:.0f} %), "
+        f"{bytes_per_sample(cfg)['total'] / 1e3:.1f} kB/sample of activation traffic")
+    log(f"floors at {args.peak_tflops:g} TFLOP/s and {args.bandwidth_tbs:g} TB/s: compute "
         f"{lim['mhz_compute_limit']:.1f} MHz, memory {lim['mhz_memory_limit']:.1f} MHz "
-        f"-> {lim['mhz_limit']:.1f} MHz = {lim['rtf_limit_22k']:.0f}x real time at 22.05 kHz"
-    )
+        f"-> {lim['mhz_limit']:.1f} MHz = {lim['rtf_limit_22k']:.0f}x real time at 22.05 kHz")
+    return fl, lim
+
+
+def measure(modes, model, args, device, dtype) -> list[dict]:
+    """The batch runs of ``--seconds``, then the chunked ``--long-seconds`` run."""
     rows = []
     for b in args.batch:
-        rows += run_case(
-            f"{args.seconds:g}s batch {b}", modes, model, args, device, dtype, b, args.seconds, False
-        )
+        rows += run_case(f"{args.seconds:g}s batch {b}", modes, model, args, device, dtype, b, args.seconds, False)
     if args.long_seconds > 0:
-        rows += run_case(
-            f"{args.long_seconds:g}s batch 1 chunked",
-            modes,
-            model,
-            args,
-            device,
-            dtype,
-            1,
-            args.long_seconds,
-            True,
-        )
-    budget = None
-    if args.profile:
-        fast_rows = [r for r in rows if "khz" in r and r["mode"].startswith("fast")]
-        mode = args.profile_mode or (
-            max(fast_rows, key=lambda r: r["khz"])["mode"] if fast_rows else modes[0]
-        )
-        budget = profile(mode, model, args, device, dtype, args.top)
-    for r in rows:
-        if "khz" in r:
-            r["pct_of_compute_limit"] = 100 * r["khz"] / 1e3 / lim["mhz_compute_limit"]
-    result = {
-        "device": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else f"cpu ({platform.processor()})",
-        "dtype": args.dtype,
-        "config": args.checkpoint or args.config,
-        "torch": torch.__version__,
-        "triton": _triton_version(),
-        "cuda": torch.version.cuda,
-        "flops_per_sample": fl,
-        "limits": lim,
-        "chunk": args.chunk,
-        "context": args.context,
-        "warmup": args.warmup,
-        "repeat": args.repeat,
-        "results": rows,
-        "profile": budget,
-    }
-    text = json.dumps(result, indent=2, default=str)
-    if args.json:
-        args.json.write_text(text)
-        print(f"wrote {args.json}")
-    print(
-        "\n"
-        + "\n".join(
-            f"{r['case']:>22s} {r['mode']:>24s} "
-            + (f"{r['khz']:10.1f} kHz {r['rtf']:9.1f}x RT" if "khz" in r else r["error"][:60])
-            for r in rows
-        )
-    )
-    return 0
+        label = f"{args.long_seconds:g}s batch 1 chunked"
+        rows += run_case(label, modes, model, args, device, dtype, 1, args.long_seconds, True)
+    return rows
+
+
+def log_summary(rows: list[dict]) -> None:
+    log("\n" + "\n".join(f"{r['case']:>22s} {r['mode']:>24s} "
+                         + (f"{r['khz']:10.1f} kHz {r['rtf']:9.1f}x RT" if "khz" in r else r["error"][:60])
+                         for r in rows))
 
 
 def _triton_version():
@@ -339,6 +254,40 @@ def _triton_version():
     import triton
 
     return triton.__version__
+
+
+def main(argv=None) -> int:
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as e:
+        parser.error(str(e))
+    dtype = DTYPES[args.dtype]
+    modes = choose_modes(args, device)
+    try:
+        model = load_bench_model(args, device)
+    except WaveflowError as e:  # a missing or unreadable checkpoint
+        log(f"error: {e}")
+        return 1
+    log(f"device {device}, dtype {args.dtype}, config {args.checkpoint or args.config}")
+    fl, lim = costs(model, args, dtype)
+    rows = measure(modes, model, args, device, dtype)
+    budget = None
+    if args.profile:
+        fast_rows = [r for r in rows if "khz" in r and r["mode"].startswith("fast")]
+        mode = args.profile_mode or (max(fast_rows, key=lambda r: r["khz"])["mode"] if fast_rows else modes[0])
+        budget = profile(mode, model, args, device, dtype, args.top)
+    for r in rows:
+        if "khz" in r:
+            r["pct_of_compute_limit"] = 100 * r["khz"] / 1e3 / lim["mhz_compute_limit"]
+    log_summary(rows)
+    result = record("inverse", config=args.checkpoint or args.config, device=device, dtype=args.dtype,
+                    triton=_triton_version(), cuda=torch.version.cuda, flops_per_sample=fl, limits=lim,
+                    chunk=args.chunk, context=args.context, warmup=args.warmup, repeat=args.repeat,
+                    results=rows, profile=budget)
+    emit(result, args.json, indent=2)
+    return 0
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import randomize_ends
+
 from waveflow import Vocoder, WaveGlow, WaveGlowConfig
 from waveflow.models import receptive_field_frames
 

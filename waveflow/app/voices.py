@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoints import DEFAULT_VOICE, CheckpointError, bundled_voices, resolve_checkpoint
+from ..checkpoints.bundled import BETTER_VOICE_HINT
 from ..errors import WaveflowError
 
 log = logging.getLogger("waveflow.demo")
@@ -68,9 +70,13 @@ def discover_voices(voices_dir: Path | None = None, checkpoints: list[Path] | No
             raise VoiceError(voices_dir, f"no checkpoints ({', '.join(CHECKPOINT_SUFFIXES)}) in this folder")
         paths.extend(found)
     for path in checkpoints or []:
+        path = _resolve(path)
         if not path.is_file():
             raise VoiceError(path, "checkpoint not found")
         paths.append(path)
+    if not paths and DEFAULT_VOICE in bundled_voices():
+        log.info("no voice given: the bundled %r voice (%s)", DEFAULT_VOICE, BETTER_VOICE_HINT)
+        paths.append(resolve_checkpoint(DEFAULT_VOICE))
     if not paths:
         raise VoiceError(
             "no voice given: pass --checkpoint FILE (repeatable) or --voices DIR; "
@@ -87,6 +93,13 @@ def discover_voices(voices_dir: Path | None = None, checkpoints: list[Path] | No
             seen[name] = 1
         voices.append(Voice(name, path))
     return voices
+
+
+def _resolve(path: Path) -> Path:
+    try:
+        return resolve_checkpoint(path)
+    except CheckpointError as e:
+        raise VoiceError(path, e.reason) from None
 
 
 class VoiceBank:

@@ -23,6 +23,7 @@ from ..audio import atomic_path
 from ..config import ConfigError, from_dict, to_dict
 from ..mel import MelConfig
 from ..models import WaveGlow, WaveGlowConfig, plain_state_dict
+from .bundled import resolve_checkpoint
 from .errors import CheckpointError
 from .nvidia import convert_foreign
 from .unpickler import safe_load
@@ -130,7 +131,7 @@ def load_checkpoint(
     """Load any supported checkpoint: waveflow's, NVIDIA/waveglow's pickled model, DeepLearningExamples'.
 
     Args:
-        path: the file.
+        path: the file, or the name of a bundled voice (``"starter"``).
         weight_norm: return the model with weight norm applied (trainable form); ``False`` gives the folded
             inference form. Outputs are the same either way.
         sample_rate: for foreign checkpoints, which do not record it: the rate of the audio the model was
@@ -140,7 +141,7 @@ def load_checkpoint(
         CheckpointError: missing/corrupt file, unknown layout, or a pickle that needs a class or function
             outside the allow-list (refused without running it).
     """
-    path = Path(path)
+    path = resolve_checkpoint(path)
     if not path.is_file():
         raise CheckpointError(path, "file not found")
     payload = safe_load(path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,11 +43,14 @@ def add_progress_options(p: argparse.ArgumentParser, summary: bool = True) -> No
 
 def add_vocoder_options(p: argparse.ArgumentParser) -> None:
     """How a checkpoint becomes a :class:`~waveflow.inference.Vocoder` (shared by vocode, synth and eval)."""
+    from ..checkpoints import DEFAULT_VOICE
     from ..inference import DTYPES, Vocoder
     from ..jobs.vocode import vocode_files
     from ..kernels import KERNELS
 
-    p.add_argument("--checkpoint", type=Path, required=True, help="model file (waveflow, NVIDIA or DLE checkpoint)")
+    p.add_argument("--checkpoint", type=Path, default=Path(DEFAULT_VOICE), metavar="FILE|NAME",
+                   help="model file (waveflow, NVIDIA or DLE checkpoint) or a bundled voice's name (default: the "
+                        f"bundled {DEFAULT_VOICE!r} voice)")
     p.add_argument("--device", default="auto", help="torch device: auto (cuda, then mps, then cpu), cpu, cuda:1, ...")
     p.add_argument("--dtype", choices=tuple(DTYPES), default="float32", help="working precision")
     p.add_argument("--sigma", type=float, default=default_of(Vocoder, "sigma"), help="standard deviation of the latent")
@@ -82,8 +86,18 @@ def make_vocoder(args, checkpoint=None):
     """The :class:`~waveflow.inference.Vocoder` the options of :func:`add_vocoder_options` describe."""
     from ..inference import Vocoder, pick_device
 
+    note_default_voice(args.checkpoint)
     return Vocoder(checkpoint or args.checkpoint, device=pick_device(args.device), dtype=args.dtype, sigma=args.sigma,
                    seed=args.seed, denoiser_strength=args.denoise, kernels=args.kernels)
+
+
+def note_default_voice(checkpoint) -> None:
+    """One line on stderr when the bundled default voice is used: which one, and how to get a better one."""
+    from ..checkpoints.bundled import BETTER_VOICE_HINT, DEFAULT_VOICE, is_bundled
+
+    if str(checkpoint) == DEFAULT_VOICE and is_bundled(checkpoint):
+        print(f"note: using the bundled {DEFAULT_VOICE!r} voice (small, trained on a CPU; --checkpoint FILE for "
+              f"another); {BETTER_VOICE_HINT}", file=sys.stderr)
 
 
 def finish(summary, json_path: Path | None, what: str) -> int:

@@ -12,6 +12,7 @@ from .common import (
     default_of,
     finish,
     make_vocoder,
+    note_default_voice,
     output_options,
 )
 
@@ -116,6 +117,7 @@ def run_eval(args) -> int:
 
     files = eval_files(args.inputs)[: args.limit]
     which = MetricSet(pesq=not args.no_pesq, stoi=not args.no_stoi, f0=not args.no_f0)
+    note_default_voice(args.checkpoint)
     checkpoint = load_checkpoint(args.checkpoint, weight_norm=False)
     result = evaluate(make_vocoder(args, checkpoint), files, checkpoint=checkpoint, which=which,
                       griffin_lim_iters=args.griffin_lim_iters, seed=args.seed, progress=not args.no_progress)

@@ -22,6 +22,7 @@ LN2 = math.log(2.0)
 CMAP = "magma"
 AUDIO_COLOR = "#9aa3ad"  # grey: the input, for reference
 LATENT_COLOR = "#1f77b4"  # blue: what the flow made of it
+WHITENED_COLOR = "#2ca02c"  # green: the audio whitened by the spectral prior (the flow's input)
 GAUSS_COLOR = "#d62728"  # red: the target, N(0, 1)
 COUPLING_COLOR = "#2a9d8f"
 INVCONV_COLOR = "#e9c46a"
@@ -105,7 +106,8 @@ def mel_figure(
     return fig
 
 
-def latent_figure(z: np.ndarray, audio: np.ndarray, max_points: int = 200_000) -> Figure:
+def latent_figure(z: np.ndarray, audio: np.ndarray, whitened: np.ndarray | None = None,
+                  max_points: int = 200_000) -> Figure:
     """What the flow does to the samples: histogram and Q-Q plot of ``z`` and of the audio, against N(0, 1).
 
     The audio is scaled to unit variance so both can be drawn against the same Gaussian: speech is peaked
@@ -114,18 +116,24 @@ def latent_figure(z: np.ndarray, audio: np.ndarray, max_points: int = 200_000) -
     Args:
         z: the latent, any shape (flattened).
         audio: the input waveform, any shape (flattened).
+        whitened: for a model with the spectral prior, the audio whitened by it (the flow's input, not
+            rescaled: the prior alone should bring it close to unit variance).
     """
     from scipy.stats import norm
 
     z = _subsample(np.asarray(z, dtype=np.float64).ravel(), max_points)
     a = np.asarray(audio, dtype=np.float64).ravel()
     a = _subsample(a / max(float(a.std()), 1e-12), max_points)
+    e = None if whitened is None else _subsample(np.asarray(whitened, dtype=np.float64).ravel(), max_points)
     fig = _figure(10.5, 3.9)
     with matplotlib.rc_context(_STYLE):
         hist_ax, qq_ax = fig.subplots(1, 2)
         edges = np.linspace(-6, 6, 121)
         hist_ax.hist(a, bins=edges, density=True, histtype="stepfilled", color=AUDIO_COLOR, alpha=0.6,
                      label="audio samples (scaled to std 1)")
+        if e is not None:
+            hist_ax.hist(e, bins=edges, density=True, histtype="step", color=WHITENED_COLOR, linewidth=1.4,
+                         label="whitened by the spectral prior")
         hist_ax.hist(z, bins=edges, density=True, histtype="step", color=LATENT_COLOR, linewidth=1.8,
                      label="latent z")
         grid = np.linspace(-6, 6, 400)
@@ -144,6 +152,8 @@ def latent_figure(z: np.ndarray, audio: np.ndarray, max_points: int = 200_000) -
         qq_ax.plot([-4.5, 4.5], [-4.5, 4.5], color=GAUSS_COLOR, linestyle="--", linewidth=1.2,
                    label="perfect N(0, 1)")
         qq_ax.plot(theory, np.quantile(a, probs), ".", color=AUDIO_COLOR, markersize=4, label="audio (scaled)")
+        if e is not None:
+            qq_ax.plot(theory, np.quantile(e, probs), ".", color=WHITENED_COLOR, markersize=4, label="whitened")
         qq_ax.plot(theory, np.quantile(z, probs), ".", color=LATENT_COLOR, markersize=4, label="latent z")
         qq_ax.set_xlim(-4.5, 4.5)
         qq_ax.set_ylim(-6, 6)
@@ -168,6 +178,7 @@ def flow_steps_figure(
     invconv_bits: Sequence[float],
     gaussian_bits: float,
     total_bits: float,
+    prior_bits: float | None = None,
 ) -> Figure:
     """Each flow step's share of the NLL, and how the NLL adds up.
 
@@ -179,6 +190,8 @@ def flow_steps_figure(
         invconv_bits: per step, ``-logdet_w / (T ln 2)`` of the 1x1 convolution.
         gaussian_bits: the prior's term ``(0.5 z^2 / sigma^2 + log sigma + 0.5 log 2 pi) / ln 2`` per sample.
         total_bits: the NLL in bits per sample (the sum of everything above).
+        prior_bits: for a model with the spectral prior, its whitening's ``-logdet / (T ln 2)`` (the mel's
+            envelope explaining the audio's level before any flow step).
     """
     n = len(coupling_bits)
     # Float rounding leaves ~1e-8 where a term is exactly zero (e.g. orthogonal 1x1 convs at initialisation);
@@ -204,7 +217,8 @@ def flow_steps_figure(
         step_ax.legend(fontsize=9, loc="best")
         step_ax.grid(axis="y", alpha=0.25)
 
-        parts = [
+        parts = [("spectral prior (whitening)", prior_bits, WHITENED_COLOR)] if prior_bits is not None else []
+        parts += [
             ("Gaussian prior on z", gaussian_bits, GAUSS_COLOR),
             ("all couplings", float(np.sum(coupling_bits)), COUPLING_COLOR),
             ("all 1×1 convs", float(np.sum(invconv_bits)), INVCONV_COLOR),

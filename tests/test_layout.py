@@ -18,7 +18,7 @@ PACKAGE = ROOT / "waveflow"
 # sub-package (no circles there either). The package's face (waveflow/__init__.py, __main__.py) stands on top.
 LAYERS = [
     {"errors", "version"},
-    {"config"},
+    {"config", "safeload"},
     {"audio", "mel"},
     {"mel_io", "metrics", "flows", "corpus"},
     {"models"},

@@ -23,50 +23,82 @@ import torch
 
 from ..config import ConfigError
 from ..models import WaveGlowConfig
+from ..safeload import check_weights
 from .errors import CheckpointError
 from .unpickler import PickledObject
 
-
 # ------------------------------------------------------------------------------------------ pickled modules
-def _module_tensors(obj: PickledObject, prefix: str, out: dict, extra: dict) -> None:
-    """Walk a pickled ``nn.Module`` stand-in: collect parameters/buffers by dotted name."""
-    state = getattr(obj, "state", None)
-    if not isinstance(state, dict):
-        return
-    for group in ("_parameters", "_buffers"):
-        for name, tensor in (state.get(group) or {}).items():
-            if isinstance(tensor, torch.Tensor):
-                out[prefix + name] = tensor.detach()
-    if obj.class_path.endswith("ConvTranspose1d") and "stride" in state:
-        extra[prefix + "stride"] = tuple(state["stride"])
-    for name, child in (state.get("_modules") or {}).items():
-        if isinstance(child, PickledObject):
-            _module_tensors(child, f"{prefix}{name}.", out, extra)
+MAX_MODULE_DEPTH = 32  # NVIDIA's WaveGlow nests modules 4 deep
 
 
-def _find_model(payload: Any) -> tuple[dict[str, torch.Tensor], dict, str] | None:
+def _module_tensors(root: PickledObject, path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Walk a pickled ``nn.Module`` stand-in: its parameters/buffers by dotted name, and the upsampler's stride.
+
+    Iterative, and every module is visited once: a cycle, or a module under two names, is refused.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    extra: dict = {}
+    todo, seen = [(root, "")], set()
+    while todo:
+        obj, prefix = todo.pop()
+        where = prefix[:-1] or "the model"
+        if id(obj) in seen:
+            raise CheckpointError(path, f"module '{where}' is reached twice (the module tree has a cycle)")
+        seen.add(id(obj))
+        if prefix.count(".") > MAX_MODULE_DEPTH:
+            raise CheckpointError(path, f"modules nest more than {MAX_MODULE_DEPTH} levels deep (at '{where}')")
+        state = getattr(obj, "state", None)
+        if not isinstance(state, dict):
+            continue
+        for group in ("_parameters", "_buffers"):
+            for name, tensor in _entries(state, group, where, path):
+                if isinstance(tensor, torch.Tensor):
+                    tensors[prefix + str(name)] = tensor.detach()
+        if obj.class_path.endswith("ConvTranspose1d") and "stride" in state:
+            stride = state["stride"]
+            if not isinstance(stride, (tuple, list)) or not stride or type(stride[0]) is not int or stride[0] < 1:
+                raise CheckpointError(path, f"module '{where}' has stride {stride!r:.60}, not a positive integer")
+            extra[prefix + "stride"] = tuple(stride)
+        children = [(f"{prefix}{name}.", child) for name, child in _entries(state, "_modules", where, path)]
+        todo.extend((child, name) for name, child in reversed(children) if isinstance(child, PickledObject))
+    return tensors, extra
+
+
+def _entries(state: dict, group: str, where: str, path) -> list[tuple[Any, Any]]:
+    entries = state.get(group) or {}
+    if not isinstance(entries, dict):
+        raise CheckpointError(path, f"module '{where}' has {group} of type {type(entries).__name__}, not a mapping")
+    return list(entries.items())
+
+
+def _find_model(payload: Any, path) -> tuple[dict[str, torch.Tensor], dict, str] | None:
     if isinstance(payload, dict) and isinstance(payload.get("model"), PickledObject):
         payload = payload["model"]
     if isinstance(payload, PickledObject):
-        tensors: dict[str, torch.Tensor] = {}
-        extra: dict = {}
-        _module_tensors(payload, "", tensors, extra)
+        tensors, extra = _module_tensors(payload, path)
         origin = "nvidia/waveglow (glow_old)" if payload.class_path.startswith("glow_old") else "nvidia/waveglow"
         return tensors, extra, origin
     return None
 
 
 # ------------------------------------------------------------------------------------------ state dicts
-def _fold_weight_norm(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _fold_weight_norm(sd: dict[str, torch.Tensor], path) -> dict[str, torch.Tensor]:
     """``weight = g * v / ||v||`` (norm over all dims but 0), computed in float64."""
     out = {}
     for key, value in sd.items():
         if key.endswith(".weight_v"):
             base = key[: -len("_v")]
-            g = sd[base + "_g"].double()
+            g = sd.get(base + "_g")
+            if g is None:
+                raise CheckpointError(path, f"weight '{key}' has no '{base}_g': weight norm needs both")
+            if value.dim() < 2 or g.numel() != value.shape[0]:
+                raise CheckpointError(path, f"weight norm '{base}': v of shape {tuple(value.shape)} does not fit g "
+                                            f"of shape {tuple(g.shape)}")
             v = value.double()
             norm = v.flatten(1).norm(dim=1).view(-1, *([1] * (v.dim() - 1)))
-            out[base] = (g * v / norm).float()
+            if not bool((norm > 0).all()):
+                raise CheckpointError(path, f"weight '{key}' has an all-zero row: weight norm would divide by zero")
+            out[base] = (g.double().reshape(norm.shape) * v / norm).float()
         elif not key.endswith(".weight_g"):
             out[key] = value.float()
     return out
@@ -79,7 +111,7 @@ def _fuse_layers(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """
     per_flow: dict[str, dict[str, dict[int, torch.Tensor]]] = defaultdict(lambda: defaultdict(dict))
     out = {}
-    pattern = re.compile(r"^(WN\.\d+)\.(cond_layers|res_layers|skip_layers)\.(\d+)\.(weight|bias)$")
+    pattern = re.compile(r"^(WN\.\d+)\.(cond_layers|res_layers|skip_layers)\.(\d+)\.(weight|bias)$", re.ASCII)
     for key, value in sd.items():
         m = pattern.match(key)
         if m:
@@ -100,23 +132,44 @@ def _fuse_layers(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+def _shape(sd: dict[str, torch.Tensor], key: str, path) -> tuple[int, ...]:
+    """The shape of the conv weight ``key``: 3-D, no zero dimension."""
+    if key not in sd:
+        raise CheckpointError(path, f"not a WaveGlow checkpoint layout (missing '{key}')")
+    shape = tuple(sd[key].shape)
+    if len(shape) != 3 or 0 in shape:
+        raise CheckpointError(path, f"weight '{key}' has shape {shape}; a conv weight has three non-zero dimensions")
+    return shape
+
+
+def _flow_count(sd: dict[str, torch.Tensor], path) -> int:
+    """Flows numbered ``WN.0`` .. ``WN.{n-1}``; a name with another index is refused."""
+    indices = set()
+    for key in sd:
+        if key.startswith("WN."):
+            index = key.split(".")[1]
+            if not re.fullmatch(r"\d{1,6}", index, re.ASCII):
+                raise CheckpointError(path, f"weight '{key[:80]}': flow index '{index[:20]}' is not a number")
+            indices.add(int(index))
+    if sorted(indices) != list(range(len(indices))):
+        raise CheckpointError(path, f"flows are numbered {sorted(indices)[:8]}..., not 0..{len(indices) - 1}")
+    return len(indices)
+
+
 def _infer_config(
     sd: dict[str, torch.Tensor], stride: int | None, path, alternate_halves: bool = False
 ) -> WaveGlowConfig:
-    try:
-        up = sd["upsample.weight"]
-        n_mels, kernel = up.shape[0], up.shape[2]
-        flows = sorted({int(k.split(".")[1]) for k in sd if k.startswith("WN.")})
-        n_flows = len(flows)
-        n_layers = len({k.split(".")[3] for k in sd if k.startswith("WN.0.in_layers.")})
-        n_channels = sd["WN.0.start.weight"].shape[0]
-        kernel_size = sd["WN.0.in_layers.0.weight"].shape[2]
-        n_group = sd["WN.0.cond_layer.weight"].shape[1] // n_mels
-        channels = [sd[f"convinv.{k}.conv.weight"].shape[0] for k in range(n_flows)]
-        n_half = sd["WN.0.start.weight"].shape[1]
-        n_out = sd["WN.0.end.weight"].shape[0]
-    except (KeyError, IndexError) as e:
-        raise CheckpointError(path, f"not a WaveGlow checkpoint layout (missing {e})") from None
+    n_mels, _, kernel = _shape(sd, "upsample.weight", path)
+    n_flows = _flow_count(sd, path)
+    n_layers = len({k.split(".")[3] for k in sd if k.startswith("WN.0.in_layers.")})
+    n_channels, n_half, _ = _shape(sd, "WN.0.start.weight", path)
+    kernel_size = _shape(sd, "WN.0.in_layers.0.weight", path)[2]
+    cond = _shape(sd, "WN.0.cond_layer.weight", path)[1]
+    if cond % n_mels:
+        raise CheckpointError(path, f"conditioning of {cond} channels is not a multiple of {n_mels} mels")
+    n_group = cond // n_mels
+    channels = [_shape(sd, f"convinv.{k}.conv.weight", path)[0] for k in range(n_flows)]
+    n_out = _shape(sd, "WN.0.end.weight", path)[0]
     hop = stride or kernel // 4
     if kernel != 4 * hop:
         raise CheckpointError(path, f"upsampler kernel {kernel} with stride {hop} is not supported (need kernel = 4*stride)")
@@ -165,7 +218,7 @@ def convert_foreign(payload: Any, path: str | Path) -> tuple[dict[str, torch.Ten
         CheckpointError: the layout is not one of NVIDIA's WaveGlow layouts.
     """
     stride = None
-    found = _find_model(payload)
+    found = _find_model(payload, path)
     if found is not None:
         sd, extra, origin = found
         stride_t = extra.get("upsample.stride")
@@ -179,10 +232,12 @@ def convert_foreign(payload: Any, path: str | Path) -> tuple[dict[str, torch.Ten
         kind = type(payload).__name__
         keys = f" with keys {sorted(map(str, payload))[:6]}" if isinstance(payload, dict) else ""
         raise CheckpointError(path, f"not a waveflow or WaveGlow checkpoint (a {kind}{keys})")
-    sd = {re.sub(r"^module\.", "", k): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    sd = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    check_weights(sd, path, CheckpointError)  # by the file's own names
+    sd = {re.sub(r"^module\.", "", k): v for k, v in sd.items()}
     if not any(k.startswith("WN.") for k in sd):
         raise CheckpointError(path, "no WaveGlow weights found (expected keys like 'WN.0.start.weight_g')")
-    sd = _fuse_layers(_fold_weight_norm(sd))
+    sd = _fuse_layers(_fold_weight_norm(sd, path))
     # glow_old.py's couplings alternate halves (odd flows transform the first half); later layouts do not.
     cfg = _infer_config(sd, stride, path, alternate_halves="glow_old" in origin)
     return _to_waveflow_names(sd), cfg, origin

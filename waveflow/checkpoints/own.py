@@ -21,8 +21,10 @@ import torch
 
 from ..audio import atomic_path
 from ..config import ConfigError, from_dict, to_dict
+from ..errors import WaveflowError
 from ..mel import MelConfig
 from ..models import WaveGlow, WaveGlowConfig, plain_state_dict
+from ..safeload import check_weights
 from .bundled import resolve_checkpoint
 from .errors import CheckpointError
 from .nvidia import convert_foreign
@@ -99,7 +101,27 @@ def _check_mel_matches(cfg: WaveGlowConfig, mel: MelConfig, path: str | Path) ->
         )
 
 
+def _weight_count(cfg: WaveGlowConfig) -> int:
+    """Elements in the folded weights of ``WaveGlow(cfg)``, from the config alone (nothing is built)."""
+    m, c, layers, k = cfg.n_mels, cfg.n_channels, cfg.n_layers, cfg.kernel_size
+    count = m * m * 4 * cfg.hop_length + m  # upsampler
+    for channels in cfg.flow_channels():
+        half = channels // 2
+        out = half if cfg.coupling == "additive" else 2 * half
+        count += channels * channels  # 1x1 conv
+        count += c * half + c + 2 * c * layers * (m * cfg.n_group + 1)  # start, cond_layer
+        count += layers * (2 * c * c * k + 2 * c) + (layers - 1) * (2 * c * c + 2 * c) + c * c + c  # layers
+        count += out * c + out  # end
+    return count + (cfg.hop_length if cfg.prior == "spectral" else 0)
+
+
 def _build(cfg: WaveGlowConfig, state: dict[str, torch.Tensor], weight_norm: bool, path) -> WaveGlow:
+    check_weights(state, path, CheckpointError)
+    # A config may describe a model far larger than the weights the file holds: refuse before allocating it.
+    needed, held = _weight_count(cfg), sum(t.numel() for t in state.values())
+    if needed > held + held // 4 + (1 << 18):
+        raise CheckpointError(path, f"weights do not fit the model config: it describes {needed:,} weights, the file "
+                                    f"holds {held:,}")
     model = WaveGlow(cfg).remove_weight_norm()
     try:
         model.load_state_dict(state, strict=True)
@@ -110,17 +132,57 @@ def _build(cfg: WaveGlowConfig, state: dict[str, torch.Tensor], weight_norm: boo
     return model
 
 
+# Feature settings a file may declare; beyond these a mel config is hostile, not a model (n_mels and hop_length
+# are the model's, capped by WaveGlowConfig).
+MEL_CAPS = {"sample_rate": 768_000, "n_fft": 65_536, "win_length": 65_536}
+
+
+def _section(payload: dict, name: str, path) -> dict:
+    """``payload[name]``, a mapping with text keys, or a :class:`CheckpointError` saying what is wrong."""
+    if name not in payload:
+        raise CheckpointError(path, f"waveflow checkpoint without '{name}'")
+    value = payload[name]
+    if not isinstance(value, dict):
+        raise CheckpointError(path, f"'{name}' is a {type(value).__name__}, not a mapping")
+    bad = next((k for k in value if not isinstance(k, str)), None)
+    if bad is not None:
+        raise CheckpointError(path, f"'{name}' has a key of type {type(bad).__name__}, not text")
+    return value
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """JSON-like: text, numbers, booleans, None, and lists/dicts of them (a few levels deep)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return True
+    if depth < 8 and isinstance(value, (list, tuple)):
+        return all(_plain(v, depth + 1) for v in value)
+    if depth < 8 and isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
 def _from_own(payload: dict, path: Path, weight_norm: bool) -> LoadedCheckpoint:
     version = payload.get("version")
-    if not isinstance(version, int) or version > VERSION:
+    if type(version) is not int:
+        raise CheckpointError(path, f"waveflow checkpoint version {version!r:.40} is not a whole number")
+    if version > VERSION:
         raise CheckpointError(path, f"waveflow checkpoint version {version!r} is newer than this waveflow reads")
+    model_config, mel_config = _section(payload, "model_config", path), _section(payload, "mel_config", path)
+    state = _section(payload, "state_dict", path)
+    meta = payload.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise CheckpointError(path, f"'meta' is a {type(meta).__name__}, not a mapping")
     try:
-        cfg = from_dict(WaveGlowConfig, payload["model_config"], "model")
-        mel = from_dict(MelConfig, payload["mel_config"], "mel")
-    except (ConfigError, KeyError) as e:
+        cfg = from_dict(WaveGlowConfig, model_config, "model")
+        mel = from_dict(MelConfig, mel_config, "mel")
+    except ConfigError as e:
         raise CheckpointError(path, f"invalid config in checkpoint: {e}") from None
-    meta = dict(payload.get("meta") or {})
-    model = _build(cfg, payload["state_dict"], weight_norm, path)
+    for name, cap in MEL_CAPS.items():
+        if getattr(mel, name) > cap:
+            raise CheckpointError(path, f"invalid config in checkpoint: mel.{name} must be at most {cap:,}, got "
+                                        f"{getattr(mel, name):,}")
+    meta = {k: v for k, v in meta.items() if isinstance(k, str) and _plain(v)}
+    model = _build(cfg, state, weight_norm, path)
     return LoadedCheckpoint(model, mel, str(meta.get("origin", "waveflow")), meta)
 
 
@@ -130,6 +192,9 @@ def load_checkpoint(
 ) -> LoadedCheckpoint:
     """Load any supported checkpoint: waveflow's, NVIDIA/waveglow's pickled model, DeepLearningExamples'.
 
+    Untrusted files are safe to load: no code from the file runs, memory stays within a small multiple of the
+    file's size (see :mod:`waveflow.safeload`), and every malformed file is a :class:`CheckpointError`.
+
     Args:
         path: the file, or the name of a bundled voice (``"starter"``).
         weight_norm: return the model with weight norm applied (trainable form); ``False`` gives the folded
@@ -138,14 +203,29 @@ def load_checkpoint(
             trained on (default 22050, NVIDIA's). Ignored for waveflow files.
 
     Raises:
-        CheckpointError: missing/corrupt file, unknown layout, or a pickle that needs a class or function
-            outside the allow-list (refused without running it).
+        CheckpointError: missing/corrupt/malformed file, unknown layout, non-finite weights, a file over the
+            limits, or a pickle that needs a class or function outside the allow-list (refused without
+            running it); the message names the file and the reason.
     """
     path = resolve_checkpoint(path)
     if not path.is_file():
         raise CheckpointError(path, "file not found")
+    try:
+        return _load(path, weight_norm, sample_rate)
+    except CheckpointError:
+        raise
+    except WaveflowError as e:
+        raise CheckpointError(path, e.reason) from None
+    except RecursionError:
+        raise CheckpointError(path, "malformed checkpoint (its structure nests too deeply)") from None
+    except Exception as e:  # noqa: BLE001 - the boundary: whatever else a malformed file trips over is its fault
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise CheckpointError(path, f"malformed checkpoint ({type(e).__name__}{': ' + first if first else ''})") from None
+
+
+def _load(path: Path, weight_norm: bool, sample_rate: int | None) -> LoadedCheckpoint:
     payload = safe_load(path)
-    if isinstance(payload, dict) and payload.get("format") == FORMAT:
+    if isinstance(payload, dict) and isinstance(payload.get("format"), str) and payload["format"] == FORMAT:
         return _from_own(payload, path, weight_norm)
 
     state, cfg, origin = convert_foreign(payload, path)

@@ -31,6 +31,7 @@ import torch
 
 from ..audio import resample
 from ..checkpoints import LoadedCheckpoint, load_checkpoint
+from ..errors import WaveflowError
 from ..flows import WN
 from ..kernels import choose_inverse
 from ..mel import MelConfig, MelSpectrogram
@@ -39,6 +40,18 @@ from .denoiser import Denoiser
 from .runtime import latent_noise, resolve_dtype
 
 MelLike = torch.Tensor | np.ndarray
+
+
+class NonFiniteAudioError(WaveflowError, RuntimeError):
+    """The model made NaN or infinite samples (broken weights, or a mel it cannot take): nothing to write."""
+
+
+def _check_finite(audio: torch.Tensor, what: str) -> torch.Tensor:
+    bad = int((~torch.isfinite(audio)).sum())
+    if bad:
+        raise NonFiniteAudioError(f"{what}: the model made {bad} NaN or infinite samples out of {audio.numel()} "
+                                  "(its weights or this mel are broken); no audio written")
+    return audio
 
 
 class _PaddingMask:
@@ -208,6 +221,7 @@ class Vocoder:
         for i, m in enumerate(items):
             if out[i] is None:
                 out[i] = torch.cat(list(self.stream(m, sigma=sigma, seed=seeds[i], denoiser_strength=denoiser_strength)))
+            _check_finite(out[i], f"mel {i + 1} of {len(items)}" if len(items) > 1 else "this mel")
         if isinstance(mel, (torch.Tensor, np.ndarray)) and mel.ndim in (2, 3):
             return out[0] if mel.ndim == 2 else torch.stack(out)
         return out
@@ -240,7 +254,7 @@ class Vocoder:
             lo_f, hi_f = max(0, start - pad), stop if last else stop + pad
             window = buf[:, lo_f - buf_start : hi_f - buf_start]
             audio = self._infer([window], [self._latent(seed, lo_f, hi_f)], sigma)[0]
-            audio = self.denoise(audio, strength)
+            audio = self.denoise(_check_finite(audio, f"frames {lo_f}..{hi_f} of this mel"), strength)
             lo = (start - lo_f) * hop - (half if start > 0 else 0)
             return audio[lo : (stop - lo_f) * hop + (0 if last else half)]
 

@@ -9,6 +9,24 @@ from typing import Literal
 from ..config import require
 from ..mel import MelConfig
 
+#: Upper bounds on a model's dimensions, checked before anything is built (a model file may be hostile): several
+#: times what published WaveGlows use (NVIDIA's: 80 mels, 12 flows, group 8, 8 layers, 256 or 512 channels,
+#: kernel 3, hop 256; SqueezeWave folds up to 256 samples per step). They stop absurd values early (a file saying
+#: 1e8 flows); that a checkpoint's weights really fill its config is checked by the loader before building.
+DIMENSION_CAPS = {
+    "n_mels": 512,
+    "n_flows": 256,
+    "n_group": 1024,
+    "n_early_every": 256,
+    "n_early_size": 1024,
+    "n_layers": 64,
+    "n_channels": 4096,
+    "kernel_size": 63,
+    "hop_length": 8192,
+}
+#: The same for the prior's feature settings (its filterbank and window are built from them).
+PRIOR_MEL_CAPS = {"n_fft": 65_536, "win_length": 65_536, "sample_rate": 768_000}
+
 
 @dataclass
 class WaveGlowConfig:
@@ -57,6 +75,12 @@ class WaveGlowConfig:
         require(math.isfinite(self.mel_shift), f"model.mel_shift must be finite, got {self.mel_shift}")
         for name in ("n_mels", "n_flows", "n_group", "n_early_every", "n_layers", "n_channels", "hop_length"):
             require(getattr(self, name) > 0, f"model.{name} must be positive, got {getattr(self, name)}")
+        require(self.kernel_size > 0, f"model.kernel_size must be positive, got {self.kernel_size}")
+        for name, cap in DIMENSION_CAPS.items():
+            require(getattr(self, name) <= cap, f"model.{name} must be at most {cap:,}, got {getattr(self, name):,}")
+        for name, cap in PRIOR_MEL_CAPS.items():
+            value = getattr(self.prior_mel, name, 0) or 0
+            require(value <= cap, f"model.prior_mel.{name} must be at most {cap:,}, got {value:,}")
         require(self.n_early_size >= 0, f"model.n_early_size must be >= 0, got {self.n_early_size}")
         require(self.kernel_size % 2 == 1, f"model.kernel_size must be odd, got {self.kernel_size}")
         require(self.n_group % 2 == 0, f"model.n_group must be even, got {self.n_group}")

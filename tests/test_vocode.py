@@ -250,3 +250,31 @@ def test_synth_any_rate(tmp_path, checkpoint):
     expected = Vocoder(checkpoint).copy_synthesis(audio, 16000, seed=derive_seed(1234, "sub/clip")).numpy()
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
     assert sorted(os.listdir(out)) == ["sub"]
+
+
+def test_power_log_mels_are_told_apart_and_converted():
+    """``np.log(librosa.feature.melspectrogram(...))`` (power 2, unclamped) is twice Tacotron2's log-mel: the
+    reader warns with the fix, and ``ln-power`` gives Tacotron2's values back (librosa as the reference)."""
+    import librosa
+
+    from waveflow import MelConfig, MelSpectrogram
+    from waveflow.mel_io import scale_problem, to_natural_log
+
+    rng = np.random.default_rng(0)
+    t = np.arange(22050) / 22050
+    audio = (0.3 * np.sin(2 * np.pi * 220 * t) * (t > 0.3) + 1e-4 * rng.standard_normal(t.size)).astype(np.float32)
+    power = librosa.feature.melspectrogram(y=audio, sr=22050, n_fft=1024, hop_length=256, win_length=1024,
+                                           n_mels=80, fmax=8000.0)
+    ln_power = torch.from_numpy(np.log(power)).float()
+    assert "ln-power" in (scale_problem(ln_power) or "")
+    ours = MelSpectrogram(MelConfig())(torch.from_numpy(audio))
+    assert scale_problem(ours) is None
+    converted = to_natural_log(ln_power, "ln-power")
+    loud = ours > -6  # where the floors do not decide
+    before, after = (ln_power - ours)[loud].abs().mean(), (converted - ours)[loud].abs().mean()
+    # Halving is exact only per bin: a power mel sums squared bins (and squares nothing of the filter weights),
+    # so ln-power is a closer guess, not Tacotron2's mel; the warning says to recompute with power=1.
+    assert after < before and before > 2.0, (float(before), float(after))
+    magnitude = np.log(np.maximum(librosa.feature.melspectrogram(
+        y=audio, sr=22050, n_fft=1024, hop_length=256, win_length=1024, n_mels=80, fmax=8000.0, power=1.0), 1e-5))
+    assert scale_problem(torch.from_numpy(magnitude).float()) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -63,7 +64,9 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     float array; identity when rates match. soxr directly: librosa's first call costs ~2 s of lazy imports."""
     if orig_sr == target_sr:
         return audio
-    return soxr.resample(audio, orig_sr, target_sr, quality="HQ").astype(np.float32)
+    out = soxr.resample(audio, orig_sr, target_sr, quality="HQ").astype(np.float32)
+    n = math.ceil(audio.shape[0] * target_sr / orig_sr)  # librosa's length (soxr may give one sample less)
+    return out[:n] if out.shape[0] >= n else np.pad(out, (0, n - out.shape[0]))
 
 
 def load_audio(path: str | Path, sample_rate: int | None = None, mono: bool = True) -> tuple[np.ndarray, int]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -73,7 +74,30 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
                    help="sample format (FLOAT: wav only)")
     p.add_argument("--rescale", action="store_true", help="scale clipping outputs to just under full scale")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    add_shard_option(p)
     add_progress_options(p)
+
+
+def add_shard_option(p: argparse.ArgumentParser) -> None:
+    """``--shard K/N``: one task of a job array does shard K (from 0) of the planned file list."""
+    p.add_argument("--shard", metavar="K/N",
+                   help="do only shard K (0 to N-1) of the planned files, for job arrays (SLURM and the like): "
+                        "N tasks with K = 0..N-1 cover every file exactly once. Under accelerate launch / "
+                        "torchrun the processes share the work without it")
+
+
+def job_part(args):
+    """This process's share of a folder job: ``--shard`` and, when launched as several processes, its rank."""
+    from ..jobs.shard import Launch, launched_processes, make_part
+
+    if not hasattr(args, "_part"):
+        launched = launched_processes() > 1
+        if not launched and os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true" and "MASTER_PORT" in os.environ:
+            print("note: `accelerate launch --cpu --num_processes N` starts one process unless given "
+                  "--mpirun_hostfile; on a machine without a GPU, `accelerate launch --multi_gpu --num_processes N` "
+                  "starts N processes that share the work on the CPU", file=sys.stderr)
+        args._part = make_part(getattr(args, "shard", None), Launch(args.device) if launched else None)
+    return args._part
 
 
 def output_options(args):
@@ -83,11 +107,16 @@ def output_options(args):
 
 
 def make_vocoder(args, checkpoint=None):
-    """The :class:`~waveflow.inference.Vocoder` the options of :func:`add_vocoder_options` describe."""
-    from ..inference import Vocoder, pick_device
+    """The :class:`~waveflow.inference.Vocoder` the options of :func:`add_vocoder_options` describe. The device is
+    checked before the model is loaded; under a launch of several processes each takes its own."""
+    from ..inference import Vocoder
+    from ..inference.runtime import pick_device, resolve_dtype
 
+    requested = job_part(args).launch.device(args.device) if job_part(args).launch else args.device
+    device = pick_device(requested)
+    resolve_dtype(args.dtype, device)  # a missing device or an unsupported dtype: one clear error, now
     note_default_voice(args.checkpoint)
-    return Vocoder(checkpoint or args.checkpoint, device=pick_device(args.device), dtype=args.dtype, sigma=args.sigma,
+    return Vocoder(checkpoint or args.checkpoint, device=device, dtype=args.dtype, sigma=args.sigma,
                    seed=args.seed, denoiser_strength=args.denoise, kernels=args.kernels)
 
 
@@ -101,8 +130,10 @@ def note_default_voice(checkpoint) -> None:
 
 
 def finish(summary, json_path: Path | None, what: str) -> int:
-    """Report a folder job's summary (and write it as JSON); exit code 1 if any input failed."""
-    summary.report(what=what)
-    if json_path:
-        summary.write_json(json_path)
-    return 1 if summary.failed else 0
+    """Report a folder job's summary (and write it as JSON; under a launch only the main process does);
+    exit code 1 if any input failed or the job stopped (a full disk), 130/143 if Ctrl-C/SIGTERM stopped it."""
+    if summary.main:
+        summary.report(what=what)
+        if json_path:
+            summary.write_json(json_path)
+    return summary.exit_code()

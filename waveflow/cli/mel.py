@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import add_command, add_progress_options, finish
+from .common import add_command, add_progress_options, add_shard_option, finish, job_part
 
 
 def add_parser(sub) -> None:
@@ -14,7 +14,9 @@ def add_parser(sub) -> None:
         "audio files -> log-mel spectrograms (.npy/.pt)",
         "Compute log-mel spectrograms of audio files (Tacotron2/NVIDIA WaveGlow features by default), "
         "mirroring the input tree in OUT_DIR. Files are mixed down to mono and resampled to the mel "
-        "config's rate. Existing outputs are skipped unless --overwrite; bad files are reported and skipped.",
+        "config's rate. Existing outputs are skipped unless --overwrite; bad files are reported and skipped; "
+        "two inputs that would write one output are refused before any work. Outputs appear complete or not at "
+        "all, so an interrupted run resumes. --shard K/N (or accelerate launch) shares the files out.",
         "examples:\n  waveflow mel LJSpeech-1.1/wavs -o mels/\n"
         "  waveflow mel 'data/**/*.flac' -o mels/ --format pt --checkpoint voices/my.pt\n"
         "  waveflow mel clip.wav -o mels/ --sample-rate 16000",
@@ -30,13 +32,15 @@ def add_parser(sub) -> None:
     p.add_argument("--n-mels", type=int)
     p.add_argument("--fmin", type=float)
     p.add_argument("--fmax", type=float)
-    p.add_argument("--device", default="cpu", help="torch device for the STFT")
+    p.add_argument("--device", default="cpu", help="torch device for the STFT (auto: cuda, then mps, then cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_shard_option(p)
     add_progress_options(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from ..inference.runtime import pick_device
     from ..jobs.mel import extract_mels
     from ..mel import MelConfig
 
@@ -58,7 +62,8 @@ def run(args) -> int:
         config = load_checkpoint(args.checkpoint).mel_config.replace(**overrides)
     else:
         config = MelConfig.for_sample_rate(args.sample_rate or 22050, **overrides)
-    summary = extract_mels(
-        args.inputs, args.out_dir, config, args.format, args.overwrite, args.device, not args.no_progress
-    )
+    part = job_part(args)
+    device = pick_device(part.launch.device(args.device) if part.launch else args.device)
+    summary = extract_mels(args.inputs, args.out_dir, config, args.format, args.overwrite, str(device),
+                           not args.no_progress, part=part)
     return finish(summary, args.summary, "mel files")

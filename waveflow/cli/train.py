@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from ..errors import WaveflowError
 from .common import add_command
 
@@ -15,7 +17,10 @@ def add_parser(sub) -> None:
         "accumulation, checkpoints you can resume exactly, TensorBoard logs and an exported model file "
         "(RUN_DIR/model.pt). The same command runs on one device or, under `accelerate launch`, on many. "
         "Settings come from --config, then KEY=VALUE overrides (section.key=value, e.g. train.lr=2e-4); "
-        "unknown keys and wrong types are refused before anything starts.",
+        "unknown keys and wrong types are refused before anything starts. Ctrl-C or SIGTERM saves a state and "
+        "stops (exit 130/143); running the same command again continues exactly. On resume, train.lr, "
+        "max_steps, max_minutes and the logging/validation/saving intervals may change; settings the state "
+        "depends on (model, mel, data split, batch shape, seed...) are refused if changed.",
         "examples:\n"
         "  waveflow train --config tiny data.root=corpus/ train.run_dir=runs/tiny\n"
         "  waveflow train --config 256 data.root=LJSpeech-1.1 train.run_dir=runs/lj --resume\n"
@@ -44,7 +49,14 @@ def run(args) -> int:
     if args.print_config:
         print(cfg.to_yaml(), end="")
         return 0
-    trainer_module().run(cfg, prepare_only=args.prepare_only)
+    trainer = trainer_module()
+    from ..train.state import StoppedBySignal
+
+    try:
+        trainer.run(cfg, prepare_only=args.prepare_only)
+    except StoppedBySignal as e:  # a state was saved: say how to go on, exit as the signal asks (130, 143)
+        print(e.message, file=sys.stderr)
+        return {"SIGINT": 130, "SIGTERM": 143}.get(e.signame, 130)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from .common import (
@@ -11,6 +12,7 @@ from .common import (
     add_vocoder_options,
     default_of,
     finish,
+    job_part,
     make_vocoder,
     note_default_voice,
     output_options,
@@ -25,11 +27,17 @@ def add_vocode_parser(sub) -> None:
         "Vocode mel spectrograms (Tacotron2/NVIDIA layout (n_mels, frames), also (1, n_mels, frames); "
         "(frames, n_mels) when unambiguous) into audio, mirroring the input tree in OUT_DIR. Mels of similar "
         "length are batched. Each file is validated; a bad one is reported with its reason and the others are "
-        "written. Existing outputs are skipped unless --overwrite, so an interrupted run resumes. Exit code 1 if "
-        "any file failed.",
+        "written. Two inputs that would write one output are refused before any work. Outputs appear complete or "
+        "not at all; existing ones are skipped unless --overwrite, so an interrupted run (Ctrl-C, SIGTERM, a kill, "
+        "a full disk) resumes where it stopped. Exit code 1 if any file failed. Under accelerate launch (or "
+        "torchrun) the processes share the files, each on its own device; --shard K/N splits them between the "
+        "tasks of a job array.",
         "examples:\n  waveflow vocode mels/ -o wavs/ --checkpoint voices/ljspeech.pt\n"
         "  waveflow vocode 'tts_out/**/*.pt' -o wavs/ --checkpoint voices/nvidia.pt --device cuda --dtype float16 "
-        "--denoise 0.02\n  waveflow vocode mels/ -o flacs/ --checkpoint voices/my.pt --format flac --mel-scale log10",
+        "--denoise 0.02\n  waveflow vocode mels/ -o flacs/ --checkpoint voices/my.pt --format flac --mel-scale log10\n"
+        "  accelerate launch --num_processes 4 -m waveflow vocode mels/ -o wavs/ --checkpoint voices/my.pt"
+        "   (4 GPUs share the files)\n"
+        "  waveflow vocode mels/ -o wavs/ --shard $SLURM_ARRAY_TASK_ID/8   (one task of an 8-task job array)",
     )
     p.add_argument("inputs", nargs="+", metavar="IN", help="mel files, folders (recursive) or quoted globs")
     add_vocoder_options(p)
@@ -39,21 +47,27 @@ def add_vocode_parser(sub) -> None:
     p.add_argument("--batch-frames", type=int, default=default_of(vocode_files, "batch_frames"),
                    help="padded mel frames per batch (files x longest); 1 = one file at a time")
     p.add_argument("--jobs", type=int, default=default_of(vocode_files, "jobs"), help="threads reading mels and writing audio")
-    p.add_argument("--mel-layout", choices=("auto", "mels-first", "frames-first"), default="auto",
+    from ..mel_io import MEL_LAYOUTS, MEL_SCALES
+
+    p.add_argument("--mel-layout", choices=MEL_LAYOUTS, default="auto",
                    help="how 2-D mel arrays are laid out; auto reads (frames, n_mels) only when unambiguous")
-    p.add_argument("--mel-scale", choices=("ln", "log10", "db"), default="ln",
-                   help="log scale of the mel files (Tacotron2: ln); log10 and dB (20 log10) are converted")
+    p.add_argument("--mel-scale", choices=MEL_SCALES, default="ln",
+                   help="log scale of the mel files (Tacotron2: ln of magnitudes); ln-power (ln of a power mel, as "
+                        "np.log(librosa.feature.melspectrogram(...)) gives), log10 and dB (20 log10) are converted")
     p.set_defaults(func=run_vocode)
 
 
 def run_vocode(args) -> int:
+    from ..jobs.outputs import check_output_dir
     from ..jobs.vocode import vocode_files
 
     options = output_options(args)
+    part = job_part(args)
+    check_output_dir(args.out_dir, args.inputs)  # before the model is loaded
     summary = vocode_files(
         args.inputs, args.out_dir, make_vocoder(args), options=options, batch_frames=args.batch_frames,
         overwrite=args.overwrite, jobs=args.jobs, mel_layout=args.mel_layout, mel_scale=args.mel_scale,
-        seed=args.seed, progress=not args.no_progress,
+        seed=args.seed, progress=not args.no_progress, part=part,
     )
     return finish(summary, args.summary, "audio files")
 
@@ -75,11 +89,14 @@ def add_synth_parser(sub) -> None:
 
 
 def run_synth(args) -> int:
+    from ..jobs.outputs import check_output_dir
     from ..jobs.synth import synth_files
 
     options = output_options(args)
+    part = job_part(args)
+    check_output_dir(args.out_dir, args.inputs)  # before the model is loaded
     summary = synth_files(args.inputs, args.out_dir, make_vocoder(args), options=options, overwrite=args.overwrite,
-                          seed=args.seed, progress=not args.no_progress)
+                          seed=args.seed, progress=not args.no_progress, part=part)
     return finish(summary, args.summary, "audio files")
 
 
@@ -115,7 +132,10 @@ def run_eval(args) -> int:
     from ..jobs.eval import eval_files, evaluate, write_report
     from ..metrics import MetricSet
 
-    files = eval_files(args.inputs)[: args.limit]
+    notes: list[str] = []
+    files = eval_files(args.inputs, notes)[: args.limit]
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     which = MetricSet(pesq=not args.no_pesq, stoi=not args.no_stoi, f0=not args.no_f0)
     note_default_voice(args.checkpoint)
     checkpoint = load_checkpoint(args.checkpoint, weight_norm=False)

@@ -16,36 +16,56 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..audio import AUDIO_EXTENSIONS, AudioError, atomic_path, load_audio
+from ..audio import AudioError, atomic_path, load_audio
 from ..inference.runtime import derive_seed
 from ..mel import MelConfig, MelSpectrogram
 from ..metrics import MetricSet, compare, format_table, griffin_lim, pitch, summarize
 from ..models import prepare_for_inference
-from .planner import BatchError, discover
+from .discover import AUDIO_INPUTS, BatchError, discover
+
+LIST_EXTENSIONS = (".txt", ".csv", ".list")
 
 
-def eval_files(inputs: Iterable[str | Path]) -> list[Path]:
+def eval_files(inputs: Iterable[str | Path], notes: list[str] | None = None) -> list[Path]:
     """Audio files to evaluate: audio files, folders (recursive), globs, an LJSpeech folder (``metadata.csv``
     + ``wavs/``: the clips it lists) or a list file (``.txt``/``.csv``/``.list``: one clip per line; the first
-    ``|``-separated field that is an audio path, relative to the list's folder)."""
+    ``|``-separated field that is an audio path, absolute or relative to the list's folder).
+
+    Folders and globs are found as the other folder jobs find them (:func:`~.discover.discover`: every type
+    soundfile reads); what was left out, and listed clips that do not exist, are added to ``notes``.
+    """
+    notes = [] if notes is None else notes
     files: list[Path] = []
     for raw in inputs:
         path = Path(raw)
         if path.is_dir() and (path / "metadata.csv").is_file() and (path / "wavs").is_dir():
             ids = [line.split("|")[0] for line in (path / "metadata.csv").read_text().splitlines() if line.strip()]
-            files += [path / "wavs" / f"{i}.wav" for i in ids if (path / "wavs" / f"{i}.wav").is_file()]
-        elif path.is_file() and path.suffix.lower() in (".txt", ".csv", ".list"):
+            listed = [path / "wavs" / f"{i}.wav" for i in ids]
+            files += _existing(listed, path / "metadata.csv", notes)
+        elif path.is_file() and path.suffix.lower() in LIST_EXTENSIONS:
+            listed = []
             for line in path.read_text().splitlines():
                 fields = [f.strip() for f in line.split("|")]
-                hit = next((f for f in fields if f.lower().endswith(AUDIO_EXTENSIONS)), None)
-                if hit:
+                hit = next((f for f in fields if f.lower().endswith(AUDIO_INPUTS)), None)
+                if hit:  # relative: to the list's folder, else (lists of older runs) to the current folder
                     p = Path(hit)
-                    files.append(p if p.is_absolute() or p.exists() else path.parent / p)
+                    listed.append(p if p.is_absolute() or (p.exists() and not (path.parent / p).exists())
+                                  else path.parent / p)
+            files += _existing(listed, path, notes)
         else:
-            files += [item.source for item in discover([raw], AUDIO_EXTENSIONS)]
+            found = discover([raw], AUDIO_INPUTS)
+            notes += found.notes()
+            files += [item.source for item in found.items]
     if not files:
         raise BatchError(f"no audio files in {', '.join(map(str, inputs))}")
     return list(dict.fromkeys(files))
+
+
+def _existing(listed: list[Path], listing: Path, notes: list[str]) -> list[Path]:
+    missing = [p for p in listed if not p.is_file()]
+    if missing:
+        notes.append(f"{listing}: {len(missing)} listed clip(s) not found, left out (first: {missing[0]})")
+    return [p for p in listed if p.is_file()]
 
 
 @torch.inference_mode()

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import torch
 
-from ..audio import AUDIO_EXTENSIONS, AudioError, load_audio
+from ..audio import AudioError, load_audio
 from ..mel import MelConfig, MelSpectrogram
 from ..mel_io import save_mel
-from .planner import Summary, check_output_dir, discover, run_per_file
+from .discover import AUDIO_INPUTS, Item
+from .planner import Summary, make_plan, run_per_file
+from .shard import Part
 
 
 def extract_mels(
@@ -21,26 +23,25 @@ def extract_mels(
     overwrite: bool = False,
     device: str = "cpu",
     progress: bool = True,
+    part: Part | None = None,
 ) -> Summary:
     """Audio files/folders/globs -> log-mel files in ``out_dir`` with the input tree mirrored.
 
     Each file is mixed down to mono and resampled to ``config.sample_rate`` if needed. Bad files are
-    reported in the returned summary and do not stop the others.
+    reported in the returned summary and do not stop the others. See :mod:`.planner` for what is checked
+    before the work and what an interruption leaves; ``part`` is this process's share (:mod:`.shard`).
     """
-    inputs = list(inputs)
-    out_dir = Path(out_dir)
-    check_output_dir(out_dir, inputs)
-    items = discover(inputs, AUDIO_EXTENSIONS)
+    plan = make_plan(inputs, out_dir, AUDIO_INPUTS, f".{fmt}", overwrite=overwrite, part=part)
     mel_fn = MelSpectrogram(config).to(device)
     min_samples = config.n_fft // 2 + 1
 
-    def process(src: Path, dst: Path) -> float:
-        audio, _ = load_audio(src, sample_rate=config.sample_rate)
+    def process(item: Item, tmp: Path) -> float:
+        audio, _ = load_audio(item.source, sample_rate=config.sample_rate)
         if audio.shape[0] < min_samples:
-            raise AudioError(src, f"too short: {audio.shape[0]} samples, a mel needs at least {min_samples}")
+            raise AudioError(item.source, f"too short: {audio.shape[0]} samples, a mel needs at least {min_samples}")
         with torch.inference_mode():
             mel = mel_fn(torch.from_numpy(audio).to(device))
-        save_mel(dst, mel)
+        save_mel(tmp, mel)
         return audio.shape[0] / config.sample_rate
 
-    return run_per_file(items, out_dir, f".{fmt}", process, overwrite, desc="mel", progress=progress)
+    return run_per_file(plan, process, desc="mel", progress=progress)

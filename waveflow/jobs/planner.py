@@ -1,192 +1,212 @@
-"""Folder-in, mirrored-tree-out batch jobs: input discovery, per-file error capture, progress and summary.
+"""The one planner of the folder jobs (``mel``, ``vocode``, ``synth``): plan first, then work.
 
-A bad file never stops a batch: it is reported by name and reason, the others are processed, and the
-summary says what happened. Existing outputs are skipped unless ``overwrite`` (so an interrupted run
-resumes where it stopped); outputs are written by the caller through :func:`waveflow.audio.atomic_path`.
+Planning resolves every input to its output path before anything is computed:
+
+- the output folder is checked (:func:`~.outputs.check_output_dir`) and, when it lies inside an input folder,
+  left out of the inputs;
+- two inputs that would write one output (``spk1/utt.npy`` and ``spk2/utt.npy`` given as two folders, or
+  ``a.wav`` beside ``a.flac``) are refused up front, naming both; an output that would replace an input too;
+- the list is shared out (:mod:`.shard`), and outputs that exist are skipped unless ``overwrite`` (so an
+  interrupted run resumes).
+
+Working never stops on a bad file: it is reported by name and reason, the others are processed. Outputs go
+through :class:`~.outputs.Scratch` (complete or absent, whatever kills the job); a full disk stops the job with
+one message; Ctrl-C or SIGTERM stops it between files; either way the summary says what was written, skipped,
+failed and not done, and how to continue.
 """
 
 from __future__ import annotations
 
-import glob
-import json
-import os
-import sys
+import signal
+import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from ..audio import atomic_path
-from ..errors import WaveflowError
+from .discover import BatchError, Found, Item, discover, kinds
+from .outputs import DiskFull, Scratch, check_output_dir
+from .shard import Part
+from .summary import Summary, merge
 
-
-class BatchError(WaveflowError, ValueError):
-    """The batch cannot start (an input does not exist, nothing to do, output inside an input...)."""
+__all__ = ["BatchError", "Item", "Plan", "Summary", "check_output_dir", "discover", "make_plan", "run_per_file"]
 
 
 @dataclass
-class Item:
-    """One input file and the path of its output relative to the output folder (without suffix change)."""
+class Plan:
+    """A planned job: this part's windows of items (see :mod:`.shard`), each with its output path."""
 
-    source: Path
-    relative: Path
+    out_dir: Path
+    suffix: str
+    found: Found
+    windows: list[list[Item]]
+    part: Part
+    overwrite: bool = False
+
+    def dest(self, item: Item) -> Path:
+        return self.out_dir / item.relative.with_suffix(self.suffix)
+
+    def todo(self, window: list[Item]) -> list[Item]:
+        return [it for it in window if self.overwrite or not self.dest(it).exists()]
+
+    def summary(self) -> Summary:
+        """An empty summary of this part, with the discovery notes."""
+        return Summary(notes=self.found.notes(), shard=self.part.label)
 
 
-def _glob_base(pattern: str) -> Path:
-    parts = Path(pattern).parts
-    base = []
-    for part in parts:
-        if glob.has_magic(part):
-            break
-        base.append(part)
-    return Path(*base) if base else Path(".")
+def make_plan(inputs: Iterable[str | Path], out_dir: str | Path, extensions: Iterable[str], suffix: str, *,
+              overwrite: bool = False, part: Part | None = None, window: int | Callable[[int], int] = 1) -> Plan:
+    """Discover the inputs, map them to outputs, check the output folder and collisions, take this part.
 
-
-def discover(inputs: Iterable[str | Path], extensions: tuple[str, ...]) -> list[Item]:
-    """Expand files, folders (recursive) and glob patterns into :class:`Item` s, sorted and de-duplicated.
-
-    A folder's files keep their sub-folder structure in ``relative``; a single file is relative to its
-    own folder; a glob's matches are relative to the pattern's first non-wildcard folder.
+    Args:
+        extensions: input file types (lower case, with the dot).
+        suffix: the outputs' extension, e.g. ``.wav``.
+        window: files per window (or a function of the number of inputs giving it); see :mod:`.shard`.
 
     Raises:
-        BatchError: an input that is neither an existing file/folder nor a glob with matches.
+        BatchError: bad output folder, missing input, nothing to do, or colliding outputs (before any work).
     """
-    items: dict[Path, Item] = {}
-    exts = tuple(e.lower() for e in extensions)
+    inputs = [str(i) for i in inputs]
+    out = check_output_dir(out_dir, inputs)
+    inside = any(Path(i).is_dir() and Path(i).resolve() in out.parents for i in inputs)
+    found = discover(inputs, extensions, exclude=out if inside else None)
+    if not found.items:
+        left_out = "; ".join(found.notes())
+        raise BatchError(f"no {kinds(tuple(extensions))} files in {', '.join(inputs)}" +
+                         (f" ({left_out})" if left_out else ""))
+    check_collisions(found.items, Path(out_dir), out, suffix, inputs)
+    size = window(len(found.items)) if callable(window) else window
+    part = part or Part()
+    return Plan(Path(out_dir), suffix, found, part.take(found.items, size), part, overwrite)
 
-    def add(path: Path, base: Path) -> None:
-        resolved = path.resolve()
-        if resolved not in items:
-            items[resolved] = Item(path, path.relative_to(base) if base != path else Path(path.name))
 
-    for raw in inputs:
-        text = str(raw)
-        path = Path(text)
-        if path.is_dir():
-            for f in sorted(path.rglob("*")):
-                if f.is_file() and f.suffix.lower() in exts and not f.name.startswith("."):
-                    add(f, path)
-        elif path.is_file():
-            add(path, path.parent)
-        elif glob.has_magic(text):
-            matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
-            files = [m for m in matches if m.is_file() and m.suffix.lower() in exts]
-            if not files:
-                raise BatchError(f"{text}: the pattern matches no {'/'.join(exts)} files")
-            base = _glob_base(text)
-            for f in files:
-                add(f, base)
+def check_collisions(items: list[Item], out_dir: Path, resolved_out: Path, suffix: str, inputs: list[str]) -> None:
+    """Refuse two inputs mapped to one output, and outputs that would replace an input file."""
+    first: dict[str, Item] = {}
+    clashes = []
+    for item in items:
+        key = item.relative.with_suffix(suffix).as_posix()
+        if key in first:
+            clashes.append(f"{first[key].source} and {item.source} -> {out_dir / key}")
         else:
-            raise BatchError(f"{text}: no such file or folder")
-    return sorted(items.values(), key=lambda it: str(it.relative))
+            first[key] = item
+    if clashes:
+        more = f" (and {len(clashes) - 3} more)" if len(clashes) > 3 else ""
+        hint = ("give their common parent folder instead (its tree is mirrored in the output), or one -o per "
+                "folder" if sum(Path(i).is_dir() for i in inputs) > 1 else "rename one of each pair")
+        raise BatchError(out_dir, f"{len(clashes)} output(s) would be written by two inputs: "
+                                  f"{'; '.join(clashes[:3])}{more}; nothing was written. To keep them apart, {hint}")
+    if any(resolved_out in Path(i).resolve().parents for i in inputs):  # inputs inside the output folder
+        sources = {it.source.resolve() for it in items}
+        for key, item in first.items():
+            if (resolved_out / key) in sources:
+                raise BatchError(item.source, f"its output {out_dir / key} would replace an input file; choose "
+                                              "another -o")
 
 
-def check_output_dir(out_dir: Path, inputs: Iterable[str | Path]) -> None:
-    """Refuse an output folder that is an input file, so nothing an input holds is overwritten."""
-    out = out_dir.resolve()
-    for raw in inputs:
-        p = Path(str(raw))
-        if p.is_file() and p.resolve() == out:
-            raise BatchError(f"{out_dir}: the output folder is one of the input files")
+# ---------------------------------------------------------------------------------------------- working
+class JobInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM (e.g. from a cluster scheduler): the job stops cleanly between files."""
+
+    def __init__(self, signame: str):
+        super().__init__(signame)
+        self.signame = signame
 
 
-@dataclass
-class Failure:
-    path: str
-    reason: str
+def interrupted_by(error: KeyboardInterrupt) -> str:
+    return error.signame if isinstance(error, JobInterrupted) else "SIGINT"
 
 
-@dataclass
-class Summary:
-    """What a batch did. ``audio_seconds``/``wall_seconds`` give the real-time factor where it applies."""
+@contextmanager
+def sigterm_stops_cleanly() -> Iterator[None]:
+    """While a job works, SIGINT and SIGTERM stop it cleanly (between files, with a summary). Once it is
+    stopping, a SIGTERM (a launcher passing Ctrl-C on to its workers) is ignored so the clean-up finishes; a
+    second Ctrl-C interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stopping = []
 
-    ok: int = 0
-    skipped: int = 0
-    failed: int = 0
-    audio_seconds: float = 0.0
-    wall_seconds: float = 0.0
-    failures: list[Failure] = field(default_factory=list)
-    warnings: list[Failure] = field(default_factory=list)
+    def stop(signum, frame):
+        name = signal.Signals(signum).name
+        if not stopping:
+            stopping.append(name)
+            raise JobInterrupted(name)
+        if name == "SIGINT":
+            raise KeyboardInterrupt
 
-    @property
-    def rtf(self) -> float | None:
-        """Real-time factor: wall time / audio time (< 1 is faster than real time)."""
-        return self.wall_seconds / self.audio_seconds if self.audio_seconds > 0 else None
-
-    def fail(self, path: str | Path, reason: str) -> None:
-        self.failed += 1
-        self.failures.append(Failure(str(path), reason))
-
-    def warn(self, path: str | Path, reason: str) -> None:
-        self.warnings.append(Failure(str(path), reason))
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["rtf"] = self.rtf
-        return d
-
-    def report(self, stream=None, what: str = "files") -> None:
-        stream = stream or sys.stderr
-        for w in self.warnings:
-            print(f"warning: {w.path}: {w.reason}", file=stream)
-        for f in self.failures:
-            print(f"failed: {f.path}: {f.reason}", file=stream)
-        line = f"{self.ok} {what} written, {self.skipped} skipped (already done), {self.failed} failed"
-        if self.audio_seconds > 0:
-            line += f"; {self.audio_seconds:.1f} s of audio in {self.wall_seconds:.1f} s"
-            line += f" (real-time factor {self.rtf:.3f})"
-        print(line, file=stream)
-
-    def write_json(self, path: Path) -> None:
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+    before = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
 
 
 def run_per_file(
-    items: list[Item],
-    out_dir: Path,
-    suffix: str,
-    process: Callable[[Path, Path], float],
-    overwrite: bool = False,
+    plan: Plan,
+    process: Callable[[Item, Path], float],
     desc: str = "processing",
     expected_errors: tuple[type[BaseException], ...] = (ValueError, OSError),
     progress: bool = True,
+    summary: Summary | None = None,
 ) -> Summary:
-    """Run ``process(source, destination) -> audio seconds`` on each item; never stop on a bad file.
+    """Run ``process(item, temporary output path) -> audio seconds`` on each planned file of this part.
 
-    Args:
-        items: from :func:`discover`.
-        out_dir: output root; each output is ``out_dir / relative`` with ``suffix``.
-        suffix: output extension, e.g. ``.npy``.
-        process: does the work and writes ``destination`` atomically; raises on a bad input.
-        overwrite: redo items whose output exists (otherwise they are skipped).
-        expected_errors: errors reported by their message alone; anything else is reported with its type.
+    ``process`` writes the output to the path it is given; it is moved onto the real output when complete.
+    Never stops on a bad file; stops on a full disk, Ctrl-C or SIGTERM (see the module docstring).
     """
-    summary = Summary()
+    summary = summary or plan.summary()
     start = time.perf_counter()
-    bar = tqdm(items, desc=desc, unit="file", disable=not progress or None, dynamic_ncols=True)
-    for item in bar:
-        dst = out_dir / item.relative.with_suffix(suffix)
-        if dst.exists() and not overwrite:
-            summary.skipped += 1
-            continue
+    items = [it for w in plan.windows for it in w]
+    todo = [it for it in items if plan.overwrite or not plan.dest(it).exists()]
+    summary.skipped += len(items) - len(todo)
+    summary.left = len(todo)
+    main = plan.part.launch is None or plan.part.launch.main
+    bar = tqdm(todo, desc=desc, unit="file", disable=not (progress and main) or None, dynamic_ncols=True)
+    with Scratch(plan.out_dir) as scratch, sigterm_stops_cleanly():
         try:
-            summary.audio_seconds += process(item.source, dst)
-            summary.ok += 1
-        except expected_errors as e:
-            summary.fail(item.source, _reason(e, item.source))
-        except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
-            summary.fail(item.source, f"unexpected {type(e).__name__}: {e}")
+            for item in bar:
+                try:
+                    with scratch.output(plan.dest(item)) as tmp:
+                        seconds = process(item, tmp)
+                    summary.audio_seconds += seconds
+                    summary.ok += 1
+                except DiskFull as e:
+                    summary.stopped = str(e)
+                    break
+                except expected_errors as e:
+                    summary.fail(item.source, reason_of(e, item.source))
+                except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
+                    summary.fail(item.source, f"unexpected {type(e).__name__}: {e}")
+                summary.left -= 1
+        except KeyboardInterrupt as e:
+            summary.interrupted = interrupted_by(e)
+        finally:
+            bar.close()
     summary.wall_seconds = time.perf_counter() - start
-    return summary
+    return conclude(summary, plan)
 
 
-def _reason(error: BaseException, path: Path) -> str:
+def conclude(summary: Summary, plan: Plan) -> Summary:
+    """Under a launch, every process gets the merged summary (only the main one reports it). An interrupted
+    process does not wait for the others: it reports its own share."""
+    launch = plan.part.launch
+    if launch is None or launch.world == 1:
+        return summary
+    if summary.interrupted:
+        summary.shard = f"process {launch.rank} of {launch.world}" + (f", shard {summary.shard}" if summary.shard else "")
+        launch.close()
+        return summary
+    merged = merge(launch.gather(summary.to_dict()))
+    merged.main = launch.main
+    launch.close()
+    return merged
+
+
+def reason_of(error: BaseException, path: Path) -> str:
     """The error's message without a leading ``path: `` (the report already names the file)."""
-    text = str(error)
-    for prefix in (f"{path}: ", f"{os.fspath(path)}: "):
-        if text.startswith(prefix):
-            return text[len(prefix) :]
-    return text
+    return str(error).removeprefix(f"{path}: ")

@@ -15,7 +15,8 @@ from ..config import ConfigError, to_dict
 from ..mel import MelConfig, MelSpectrogram
 from ..models import WaveGlow
 from .config import RunConfig, TrainConfig
-from .data import ClipDataset, EpochSampler, SegmentDataset, collate
+from .data import ClipDataset, EpochSampler, SegmentDataset, check_clips, collate
+from .utils import ignore_stop_signals
 
 log = logging.getLogger("waveflow.train")
 
@@ -70,7 +71,7 @@ def build_loaders(cfg: RunConfig, corpus, num_processes: int) -> tuple[EpochSamp
     workers = cfg.data.num_workers
     train_dl = DataLoader(
         train, batch_sampler=BatchSampler(sampler, t.batch_size, drop_last=True), collate_fn=collate,
-        num_workers=workers, persistent_workers=workers > 0,
+        num_workers=workers, persistent_workers=workers > 0, worker_init_fn=ignore_stop_signals if workers else None,
     )
     val_utts = corpus.splits["val"][: t.val_max_items or None]
     val_dl = None
@@ -78,7 +79,8 @@ def build_loaders(cfg: RunConfig, corpus, num_processes: int) -> tuple[EpochSamp
         val = ClipDataset(val_utts, cfg.mel.sample_rate, cfg.data.val_segment_length,
                           cfg.model.sample_multiple)
         val_dl = DataLoader(val, batch_size=t.batch_size if cfg.data.val_segment_length else 1,
-                            collate_fn=collate, num_workers=min(workers, 1))
+                            collate_fn=collate, num_workers=min(workers, 1),
+                            worker_init_fn=ignore_stop_signals if workers else None)
     elif t.validate_every:
         log.warning("no validation clips (raise data.val_fraction or give data.val_list): validation is off")
     return sampler, train_dl, val_dl
@@ -88,3 +90,14 @@ def build_optimizer(model: nn.Module, t: TrainConfig) -> torch.optim.Optimizer:
     """Adam (AdamW when ``train.weight_decay`` > 0), as NVIDIA trains WaveGlow."""
     cls = torch.optim.AdamW if t.weight_decay else torch.optim.Adam
     return cls(model.parameters(), lr=t.lr, betas=tuple(t.adam_betas), eps=t.adam_eps, weight_decay=t.weight_decay)
+
+
+def drop_bad_validation_clips(corpus, sample_rate: int) -> list[tuple[str, str]]:
+    """Read every validation clip once and leave out those that cannot be used (unreadable, NaN/inf or absurd
+    samples), naming each in the log and in ``corpus.skipped``; returns ``[(path, reason)]``. Every process
+    comes to the same list."""
+    corpus.splits["val"], bad = check_clips(corpus.splits["val"], sample_rate)
+    for path, reason in bad:
+        log.warning("validation: skipping %s: %s", path, reason)
+        corpus.skipped.setdefault("bad audio in the validation split", []).append(path)
+    return bad

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 INT16_STEP = 2.0**-15  # one 16-bit quantisation step of audio in [-1, 1]
+ABSURD = 10.0  # samples beyond this (full scale is 1) are not audio: the clip is skipped, never trained on
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,9 @@ class Corpus:
         from ..audio import atomic_path
 
         folder = Path(folder)
-        for name, utts in self.splits.items():
+        for name, utts in self.splits.items():  # absolute paths: the lists work from any folder
             with atomic_path(folder / f"{name}.txt") as tmp:
-                tmp.write_text("".join(f"{u.id}|{u.path}\n" for u in utts))
+                tmp.write_text("".join(f"{u.id}|{os.path.abspath(u.path)}\n" for u in utts))
 
 
 # ---------------------------------------------------------------------------------------------- discovery
@@ -192,7 +194,23 @@ def read_audio(utt: Utterance, sample_rate: int, offset: int = 0, length: int | 
         raise AudioError(utt.path, f"shorter than its header says ({audio.shape[0]} < {length} samples)")
     if not np.isfinite(audio).all():
         raise AudioError(utt.path, "the audio contains NaN or infinite samples")
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    if peak > ABSURD:
+        raise AudioError(utt.path, f"samples up to {peak:.3g}, beyond ±{ABSURD:g} (full scale is ±1): not audio")
     return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def check_clips(utterances: Sequence[Utterance], sample_rate: int) -> tuple[list[Utterance], list[tuple[str, str]]]:
+    """Read each clip whole: ``(the good ones, [(path, reason)] of those that cannot be used)`` (unreadable,
+    NaN/inf or absurd samples). For the validation split, read once before training."""
+    good, bad = [], []
+    for utt in utterances:
+        try:
+            read_audio(utt, sample_rate)
+            good.append(utt)
+        except AudioError as e:
+            bad.append((str(utt.path), e.reason))
+    return good, bad
 
 
 def item_rng(*keys: int) -> np.random.Generator:
@@ -216,13 +234,13 @@ class SegmentDataset(Dataset):
         self.sample_rate = sample_rate
         self.segment_length = segment_length
         self.dequantize = dequantize
-        self._reported: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.utterances)
 
     def __getitem__(self, key) -> dict:
         index, seed = key if isinstance(key, tuple) else (key, key)
+        bad = []
         for attempt in range(min(len(self), 16)):
             utt = self.utterances[(index + attempt) % len(self)]
             rng = item_rng(seed, attempt)
@@ -230,17 +248,12 @@ class SegmentDataset(Dataset):
             try:
                 audio = read_audio(utt, self.sample_rate, offset, self.segment_length)
             except AudioError as e:
-                self._report(e)
+                bad.append(str(e))
                 continue
             if self.dequantize:
                 audio = audio + (rng.random(audio.shape[0], dtype=np.float32) - 0.5) * INT16_STEP
-            return {"audio": torch.from_numpy(audio), "id": utt.id}
+            return {"audio": torch.from_numpy(audio), "id": utt.id, "bad": bad}
         raise AudioError(self.utterances[index].path, "this and the following files could not be read")
-
-    def _report(self, error: AudioError) -> None:
-        if error.path not in self._reported:
-            self._reported.add(error.path)
-            log.warning("skipping unreadable audio %s: %s", error.path, error.reason)
 
 
 class ClipDataset(Dataset):
@@ -294,8 +307,9 @@ class EpochSampler(Sampler):
 
 
 def collate(items: list[dict]) -> dict:
-    """Stack equal-length clips: ``{"audio": (B, T), "ids": [str]}``."""
-    return {"audio": torch.stack([it["audio"] for it in items]), "ids": [it["id"] for it in items]}
+    """Stack equal-length clips: ``{"audio": (B, T), "ids": [str], "bad": [str]}`` (clips skipped for them)."""
+    return {"audio": torch.stack([it["audio"] for it in items]), "ids": [it["id"] for it in items],
+            "bad": [b for it in items for b in it.get("bad", ())]}
 
 
 def steps_per_epoch(num_items: int, repeat: int, batch_size: int, num_processes: int) -> int:

@@ -41,15 +41,28 @@ class RunLog:
             handler.close()
         self._handlers.clear()
 
-    def log(self, step: int, scalars: dict[str, float], skipped_total: int, bar) -> dict[str, float]:
-        """Average ``scalars`` over processes, send them to the tracker and ``metrics.jsonl``; returns them."""
+    def log(self, step: int, scalars: dict[str, float], skipped_total: int, bar, bad_new: list[str] = (),
+            bad_seen: set[str] | None = None) -> dict[str, float]:
+        """Average ``scalars`` over processes, send them to the tracker and ``metrics.jsonl``; returns them.
+
+        ``bad_new``: training clips this process skipped since the last log (each process named its own; the
+        main process names the others' here); ``bad_seen`` (the main process's set of all of them) gives
+        ``data/skipped_clips``, the number of bad training clips met so far.
+        """
         acc = self.accelerator
         names = sorted(scalars)
-        values = torch.tensor([scalars[n] for n in names], dtype=torch.float64, device=acc.device)
+        values = torch.tensor([scalars[n] for n in names] + [len(bad_new)], dtype=torch.float64, device=acc.device)
         mean = acc.reduce(values, reduction="mean") if acc.num_processes > 1 else values
         out = dict(zip(names, mean.tolist()))
+        if acc.num_processes > 1 and mean[-1] > 0:  # the same decision everywhere: all join the gather
+            others = [entry for part in gather_object([list(bad_new)]) for entry in part]
+            if self.main and bad_seen is not None:
+                for entry in sorted(set(others) - bad_seen):
+                    bad_seen.add(entry)
+                    logging.getLogger("waveflow.train").warning("skipping a bad training clip: %s", entry)
         out["other/samples_per_s"] = scalars["other/samples_per_s"]  # already global
         out["other/skipped_total"] = float(skipped_total)
+        out["data/skipped_clips"] = float(len(bad_seen or ()))
         acc.log(out, step=step)
         if self.main:
             with open(self.run_dir / "metrics.jsonl", "a") as f:

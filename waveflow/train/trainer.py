@@ -6,9 +6,13 @@ Run folder::
     run_dir/split/{train,val,test}.txt   the hash split (id|path)
     run_dir/train.log, metrics.jsonl     log and one JSON line of scalars per logged step
     run_dir/logs/                  TensorBoard (Accelerate's tracker)
-    run_dir/checkpoints/step_NNNNNN/     Accelerate state (model, optimizer, scheduler, scaler, RNG, EMA)
-                                         + trainer_state.json (step, data position) + model.pt (exported)
+    run_dir/checkpoints/step_NNNNNN/     Accelerate state (model, optimizer, scheduler, scaler, RNG), ema.pt
+                                         + trainer_state.json (step, data position, config) + model.pt (exported)
     run_dir/model.pt               the latest exported model (own format, for inference)
+
+A run stops cleanly (a state saved, as with ``train.max_minutes``) on SIGINT (Ctrl-C) or SIGTERM; running again
+continues it exactly. See :mod:`.state` for what is checked before a state is resumed and :mod:`.resume` for the
+settings that may change on resume.
 """
 
 from __future__ import annotations
@@ -16,42 +20,25 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
 import time
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, gather_object
+from accelerate.utils import ProjectConfiguration
 from tqdm import tqdm
 
 from ..checkpoints import save_model
 from ..config import ConfigError
 from ..models import WaveGlow
-from .build import FlowObjective, build_loaders, build_model, build_optimizer
+from .build import FlowObjective, build_loaders, build_model, build_optimizer, drop_bad_validation_clips
+from .checkpointing import EXPORT_TMP, check_changes, resume_trainer, save_trainer, saved_config
 from .config import RunConfig
 from .data import scan
 from .ema import EMA
 from .logs import RunLog
-from .state import (
-    TrainingError,
-    clean_partial,
-    commit_state,
-    find_resume_state,
-    prune_states,
-    read_trainer_state,
-    state_name,
-    tmp_state_dir,
-    truncate_metrics,
-)
-from .utils import (
-    NonFiniteGuard,
-    Validator,
-    fingerprint,
-    hparams,
-    lr_factor,
-    nll_scalars,
-)
+from .state import StoppedBySignal, clean_partial, find_resume_state, state_name
+from .utils import NonFiniteGuard, StopSignals, Validator, hparams, lr_factor, nll_scalars
 
 log = logging.getLogger("waveflow.train")
 
@@ -80,6 +67,10 @@ class Trainer:
         self.guard = NonFiniteGuard(t.max_nonfinite)
         self.ema: EMA | None = None
         self.last_state: str | None = None
+        self.stopped_by: str | None = None  # the signal that stopped the last fit(), if any
+        self.bad_clips: set[str] = set()  # training clips skipped for bad audio ("path: reason")
+        self._bad_new: list[str] = []
+        self.val_skipped = 0
         self._window: list[dict[str, float]] = []
         self.logs = RunLog(self.accelerator, self.run_dir)
 
@@ -90,8 +81,11 @@ class Trainer:
         resume_from = self._find_resume_state()
         with acc.main_process_first():
             model = self._build_model(warm_start=resume_from is None)
+            if resume_from is not None:  # before config.yaml is rewritten: it may be what the run was saved with
+                check_changes(saved_config(resume_from, self.run_dir), self.cfg, resume_from)
             corpus = scan(cfg.data, cfg.mel.sample_rate, cfg.data.segment_length, cfg.data.val_segment_length or
                           cfg.mel.n_fft)
+            self.val_skipped = len(drop_bad_validation_clips(corpus, cfg.mel.sample_rate))
             if self.main:
                 self._write_run_files(corpus)
         log.info("%s (%s)", corpus.summary(), cfg.data.root)
@@ -107,9 +101,8 @@ class Trainer:
         )
         if self.val_dl is not None:
             self.val_dl = acc.prepare(self.val_dl)
-        if cfg.train.ema_decay > 0:
+        if cfg.train.ema_decay > 0:  # saved as ema.pt by save_checkpoint (not Accelerate's custom pickle)
             self.ema = EMA(self.model, cfg.train.ema_decay)
-            acc.register_for_checkpointing(self.ema)
         self.validator = Validator(self, corpus.splits["val"])
         if resume_from is not None:
             self._resume(resume_from)
@@ -143,21 +136,11 @@ class Trainer:
     def _find_resume_state(self) -> Path | None:
         if self.main:
             clean_partial(self.ckpt_dir)
+            (self.run_dir / EXPORT_TMP).unlink(missing_ok=True)
         return find_resume_state(self.cfg.train.resume, self.run_dir, self.ckpt_dir)
 
     def _resume(self, state_dir: Path) -> None:
-        self.accelerator.load_state(str(state_dir))
-        state = read_trainer_state(state_dir)
-        self.step, self.epoch, self.batches_in_epoch = state["step"], state["epoch"], state["batches_in_epoch"]
-        self.guard.load_state_dict(state["guard"])
-        self.last_state = state_dir.name
-        if state.get("num_processes") != self.accelerator.num_processes:
-            log.warning("resuming with %d processes, saved with %s: the data order continues only approximately",
-                        self.accelerator.num_processes, state.get("num_processes"))
-        if self.main:
-            truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
-        log.info("resumed from %s: step %d, epoch %d, batch %d", state_dir, self.step, self.epoch,
-                 self.batches_in_epoch)
+        resume_trainer(self, state_dir)
 
     # ------------------------------------------------------------------ training
     def fit(self) -> dict[str, float]:
@@ -168,47 +151,63 @@ class Trainer:
         scalars: dict[str, float] = {}
         if self.step == 0 and t.validate_every and self.val_dl is not None:
             self.validator.run()  # the untrained baseline, so the curve starts where training starts
-        tick = started = time.perf_counter()
-        while self.step < t.max_steps:
-            self.sampler.set_epoch(self.epoch)
-            self.train_dl.set_epoch(self.epoch)
-            loader = acc.skip_first_batches(self.train_dl, self.batches_in_epoch) if self.batches_in_epoch \
-                else self.train_dl
-            for batch in loader:
-                self.batches_in_epoch += 1
-                if self.step == 0 and not self._window:
-                    self.logs.record_shards(batch["ids"])
-                step_scalars = self.train_step(batch)
-                if step_scalars is None:
-                    continue  # accumulating
-                now = time.perf_counter()
-                step_scalars["other/samples_per_s"] = step_scalars.pop("_samples") / max(now - tick, 1e-9)
-                tick = now
-                self.step += 1
-                bar.update(1)
-                scalars = self._after_step(step_scalars, bar) or scalars
-                tick = time.perf_counter()  # throughput of training alone, not of validation or saving
-                if self.step >= t.max_steps or self._out_of_time(started):
+        self.stopped_by = None
+        with StopSignals() as stop:  # Ctrl-C / SIGTERM: finish the step, save, stop (like max_minutes)
+            tick = started = time.perf_counter()
+            while self.step < t.max_steps:
+                self.sampler.set_epoch(self.epoch)
+                self.train_dl.set_epoch(self.epoch)
+                loader = acc.skip_first_batches(self.train_dl, self.batches_in_epoch) if self.batches_in_epoch \
+                    else self.train_dl
+                for batch in loader:
+                    self.batches_in_epoch += 1
+                    if self.step == 0 and not self._window:
+                        self.logs.record_shards(batch["ids"])
+                    self._note_bad_clips(batch.get("bad", ()))
+                    step_scalars = self.train_step(batch)
+                    if step_scalars is None:
+                        continue  # accumulating
+                    now = time.perf_counter()
+                    step_scalars["other/samples_per_s"] = step_scalars.pop("_samples") / max(now - tick, 1e-9)
+                    tick = now
+                    self.step += 1
+                    bar.update(1)
+                    scalars = self._after_step(step_scalars, bar) or scalars
+                    tick = time.perf_counter()  # throughput of training alone, not of validation or saving
+                    if self.step >= t.max_steps or self._should_stop(started, stop):
+                        break
+                else:
+                    self.epoch, self.batches_in_epoch = self.epoch + 1, 0
+                    continue
+                if self.step < t.max_steps:  # left the loop on the time limit or a signal
+                    self.stopped_by = stop.received
+                    why = f"stopped by {stop.received}" if stop.received else \
+                        f"time limit of train.max_minutes={t.max_minutes:g} reached"
+                    log.info("step %d: %s; run again to continue", self.step, why)
                     break
-            else:
-                self.epoch, self.batches_in_epoch = self.epoch + 1, 0
-                continue
-            if self.step < t.max_steps:  # left the loop on the time limit
-                log.info("step %d: time limit of train.max_minutes=%g reached; run again to continue",
-                         self.step, t.max_minutes)
-                break
-        bar.close()
-        if self.last_state != state_name(self.step):
-            self.save_checkpoint()
+            bar.close()
+            if self.last_state != state_name(self.step):
+                self.save_checkpoint()
         return scalars
 
-    def _out_of_time(self, started: float) -> bool:
-        """``train.max_minutes`` spent (on any process: all processes stop at the same step)."""
-        limit = self.cfg.train.max_minutes
-        if not limit:
-            return False
-        over = torch.tensor(float(time.perf_counter() - started > 60 * limit), device=self.accelerator.device)
-        return bool(self.accelerator.reduce(over, reduction="sum") > 0)
+    def _should_stop(self, started: float, stop: StopSignals) -> bool:
+        """``train.max_minutes`` spent or a stop signal received, on any process (all stop at the same step)."""
+        limit, acc = self.cfg.train.max_minutes, self.accelerator
+        flags = [float(bool(limit) and time.perf_counter() - started > 60 * limit), float(stop.received is not None)]
+        if acc.num_processes > 1:
+            flags = acc.reduce(torch.tensor(flags, device=acc.device), reduction="sum").tolist()
+            if flags[1] and not stop.received:
+                stop.received = "a signal on another process"
+        return any(flags)
+
+    def _note_bad_clips(self, bad) -> None:
+        """Training clips the data set skipped for this batch (unreadable, NaN/inf, absurd samples): named once
+        (the main process names the others' at log steps), counted in the logs."""
+        for entry in bad:
+            if entry not in self.bad_clips:
+                self.bad_clips.add(entry)
+                self._bad_new.append(entry)
+                log.warning("skipping a bad training clip: %s", entry)
 
     def batch_audio(self, batch: dict) -> torch.Tensor:
         """The ``(B, T)`` training audio of a batch (a hook: tests inject non-finite batches here)."""
@@ -269,7 +268,8 @@ class Trainer:
         t = self.cfg.train
         logged = None
         if self.step % t.log_every == 0 or self.step == 1:
-            logged = self.logs.log(self.step, scalars, self.guard.total, bar)
+            logged = self.logs.log(self.step, scalars, self.guard.total, bar, self._bad_new, self.bad_clips)
+            self._bad_new = []
         if t.validate_every and self.val_dl is not None and self.step % t.validate_every == 0:
             self.validator.run()
         if self.step % t.checkpoint_every == 0:
@@ -281,31 +281,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> Path:
-        """Accelerate state + trainer state + exported model into ``checkpoints/step_NNNNNN`` atomically."""
-        acc = self.accelerator
-        tmp = tmp_state_dir(self.ckpt_dir, self.step)
-        acc.wait_for_everyone()
-        if self.main:
-            shutil.rmtree(tmp, ignore_errors=True)
-        acc.wait_for_everyone()
-        acc.save_state(str(tmp))
-        prints = gather_object([fingerprint(self.model)])
-        if any(p != prints[0] for p in prints):  # every process sees the same list: all stop together
-            raise TrainingError(f"data-parallel replicas diverged at step {self.step}: {prints}")
-        final = self.ckpt_dir / state_name(self.step)
-        if self.main:
-            self.export(tmp / "model.pt")
-            state = {"step": self.step, "epoch": self.epoch, "batches_in_epoch": self.batches_in_epoch,
-                     "guard": self.guard.state_dict(), "num_processes": acc.num_processes,
-                     "replica_fingerprints": prints}
-            commit_state(tmp, self.ckpt_dir, self.step, state)
-            shutil.copyfile(final / "model.pt", self.run_dir / ".model.pt.tmp")
-            (self.run_dir / ".model.pt.tmp").replace(self.run_dir / "model.pt")
-            prune_states(self.ckpt_dir, self.cfg.train.keep_checkpoints)
-            log.info("step %d: saved %s", self.step, final)
-        acc.wait_for_everyone()
-        self.last_state = final.name
-        return final
+        """Accelerate state, EMA, trainer state and exported model into ``checkpoints/step_NNNNNN`` atomically."""
+        return save_trainer(self)
 
     def export(self, path: Path) -> None:
         """The model (EMA weights if enabled) in waveflow's own format, for inference."""
@@ -319,10 +296,19 @@ class Trainer:
 
 
 def run(cfg: RunConfig, prepare_only: bool = False) -> dict[str, float]:
-    """Train (or only scan the data and write the split with ``prepare_only``); the CLI's entry point."""
+    """Train (or only scan the data and write the split with ``prepare_only``); the CLI's entry point.
+
+    Raises:
+        StoppedBySignal: SIGINT or SIGTERM stopped the run after saving a state (running again continues it).
+    """
     trainer = Trainer(cfg)
     try:
         trainer.setup(prepare_only=prepare_only)
-        return {} if prepare_only else trainer.fit()
+        scalars = {} if prepare_only else trainer.fit()
     finally:
         trainer.close()
+    if trainer.stopped_by:
+        raise StoppedBySignal(trainer.stopped_by, f"training stopped by {trainer.stopped_by} at step {trainer.step}; "
+                                                  f"state {trainer.last_state} saved in {trainer.ckpt_dir}: run the "
+                                                  "same command again to continue")
+    return scalars

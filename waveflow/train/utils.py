@@ -1,15 +1,18 @@
-"""Pieces of the trainer that do not need the Accelerator: schedule, NaN guard, validation, logging, pictures.
+"""Pieces of the trainer that do not need the Accelerator: schedule, NaN guard, stop signals, validation,
+logging, pictures.
 
-State folders (checkpoints that survive a kill at any moment) are in :mod:`waveflow.train_state`."""
+State folders (checkpoints that survive a kill at any moment) are in :mod:`waveflow.train.state`."""
 
 from __future__ import annotations
 
 import json
 import logging
 import math
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,6 +22,9 @@ from tqdm import tqdm
 from ..config import to_dict
 from .config import TrainConfig
 from .state import TrainingError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 # ---------------------------------------------------------------------------------------------- schedule
@@ -65,6 +71,48 @@ class NonFiniteGuard:
 
     def load_state_dict(self, state: dict) -> None:
         self.in_a_row, self.total = int(state["in_a_row"]), int(state["total"])
+
+
+# ---------------------------------------------------------------------------------------------- signals
+class StopSignals:
+    """While training, SIGINT (Ctrl-C) and SIGTERM (a cluster scheduler's notice) ask for a clean stop: the
+    trainer saves a state after the step under way and ends as ``train.max_minutes`` would. A second Ctrl-C
+    stops at once (the last complete state is still there); other repeats (a launcher passing SIGTERM on to its
+    workers) let the save finish. A context; outside the main thread it does nothing.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._before: dict = {}
+
+    def __enter__(self) -> Self:
+        if threading.current_thread() is threading.main_thread():
+            self._before = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._before.items():
+            signal.signal(s, handler)
+        self._before = {}
+
+    def _handle(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.received == "SIGINT" and name == "SIGINT":  # Ctrl-C twice: the user means now
+            raise KeyboardInterrupt
+        if self.received:  # e.g. the SIGTERM a launcher sends its workers after Ctrl-C: the save goes on
+            return
+        self.received = name
+        logging.getLogger("waveflow.train").warning(
+            "%s: saving a state after this step, then stopping (Ctrl-C again stops at once)", name)
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: workers leave SIGINT/SIGTERM to the trainer (a worker dying of Ctrl-C
+    would break the loader before the trainer could save); they end with it."""
+    for s in StopSignals.SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
 
 
 # ---------------------------------------------------------------------------------------------- pictures
@@ -117,7 +165,8 @@ class Validator:
         swap = tr.ema.swapped_in(tr.model) if tr.ema is not None else _nothing()
         with swap, torch.no_grad():
             nll = self._nll()
-            scalars = {"val/nll": nll, "val/bits_per_sample": nll / math.log(2) + 15.0}
+            scalars = {"val/nll": nll, "val/bits_per_sample": nll / math.log(2) + 15.0,
+                       "val/skipped_clips": float(tr.val_skipped)}
             acc.log(scalars, step=tr.step)
             if acc.is_main_process:
                 with open(tr.run_dir / "metrics.jsonl", "a") as f:

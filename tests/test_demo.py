@@ -248,3 +248,12 @@ def test_missing_gradio_says_how_to_install_it(monkeypatch, capsys):
     assert isinstance(error.value, WaveflowError)
     assert main(["--checkpoint", "voice.pt"]) == 1
     assert "the demo needs gradio" in capsys.readouterr().err
+
+
+def test_one_bad_mel_among_several_is_skipped_and_named(client, files):
+    """A NaN mel in a multi-file upload: the good one is vocoded, the bad one named in the stats."""
+    audio, wavs, _, stats = client.predict(
+        [gradio_client.handle_file(str(files["mel"])), gradio_client.handle_file(str(files["mel_nan"]))],
+        "Tiny A", "natural log (Tacotron2, NVIDIA)", 0.6, 0.0, 0, api_name="/vocode_mel")
+    assert len(wavs) == 1 and _wav(audio)[0] == RATE
+    assert "skipped" in stats and "nan.npy" in stats and "NaN" in stats, stats

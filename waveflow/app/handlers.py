@@ -27,6 +27,7 @@ from .voices import VoiceBank
 log = logging.getLogger("waveflow.demo")
 
 MAX_COMPARE = 4  # voices side by side in "Compare voices"
+MAX_MEL_FILES = 16  # mel files vocoded by one request (each is also capped in size and frames)
 FLOW_SIGMAS = (0.0, 0.3, 0.6, 1.0)  # samples of the same mel in "Inside the flow"
 FLOW_SECONDS = 6.0  # "Inside the flow" looks at the first seconds of a clip (the flow runs twice)
 PRIOR_SIGMA = 1.0  # the NLL is reported under the prior WaveGlow is trained with (NVIDIA: sigma = 1)
@@ -52,6 +53,9 @@ def user_errors(fn):
         except UserInputError as e:
             log.info("refused input in %s: %s", fn.__name__, e)
             raise gr.Error(str(e), title="Cannot use this input", print_exception=False) from None
+        except WaveflowError as e:  # said for the user as is, e.g. a voice that made NaN audio
+            log.warning("request failed in %s: %s", fn.__name__, e)
+            raise gr.Error(str(e), title="Cannot vocode this", print_exception=False) from None
         except torch.OutOfMemoryError:
             raise gr.Error("Out of memory for this input: try a shorter clip.", title="Too large",
                            print_exception=False) from None
@@ -106,20 +110,33 @@ class Handlers:
         if not files:
             raise UserInputError("No mel file yet: upload one or more .npy / .pt mels (or click an example).")
         files = files if isinstance(files, list) else [files]
+        if len(files) > MAX_MEL_FILES:
+            raise UserInputError(f"Upload at most {MAX_MEL_FILES} mel files at once (you gave {len(files)}).")
         vocoder = self._vocoder(voice)
         scale_key = MEL_SCALES.get(scale, "ln")
         max_frames = int(self.settings.max_seconds * vocoder.sample_rate / vocoder.hop_length) + 1
-        mels = []
-        for f in files:
-            mel, notes = read_mel_upload(f, vocoder.n_mels, scale_key, max_frames)
+        mels, rows, paths, skipped = [], [], [], []
+        for f in files:  # one bad file among several is reported, and the others are vocoded
+            try:
+                mel, notes = read_mel_upload(f, vocoder.n_mels, scale_key, max_frames)
+            except (UserInputError, WaveflowError) as e:
+                if len(files) == 1:
+                    raise
+                skipped.append(f"{display_name(f)}: {e}")
+                continue
             for note in notes:
                 gr.Warning(note)
             mels.append((display_name(f), mel))
         folder = self._out_dir()
-        rows, paths = [], []
         for name, mel in mels:
             start = time.perf_counter()
-            audio = vocoder.vocode(mel, sigma=float(sigma), seed=int(seed), denoiser_strength=float(denoise))
+            try:
+                audio = vocoder.vocode(mel, sigma=float(sigma), seed=int(seed), denoiser_strength=float(denoise))
+            except WaveflowError as e:  # e.g. non-finite audio from a broken voice: say which upload
+                if len(files) == 1:
+                    raise WaveflowError(name, e.reason) from None
+                skipped.append(f"{name}: {e.reason}")
+                continue
             elapsed = time.perf_counter() - start
             audio = audio.cpu()
             seconds = audio.shape[0] / vocoder.sample_rate
@@ -127,12 +144,18 @@ class Handlers:
             paths.append(self._write(folder, _unique(f"{Path(name).stem}.wav", paths), audio, vocoder.sample_rate))
             rows.append(f"| {name} | {seconds:.2f} s | {elapsed:.2f} s | {elapsed / seconds:.2f} | "
                         + (f"{100 * clipped / audio.shape[0]:.1f} % |" if clipped else "none |"))
+        for reason in skipped:
+            gr.Warning(f"skipped {reason}")
+        if not paths:
+            raise UserInputError("None of the mel files could be vocoded: " + "; ".join(skipped))
+        mels = [(n, m) for n, m in mels if any(r.startswith(f"| {n} |") for r in rows)]
         figure = plots.mel_figure([(f"input mel: {n}", m.numpy()) for n, m in mels[:4]], **self._figure_args(vocoder))
         stats = (
             f"**{voice}** at {vocoder.sample_rate} Hz, sigma {float(sigma):g}, denoiser {float(denoise):g}, "
             f"seed {int(seed)}.\n\n"
             "| mel file | audio | took | real-time factor | clipped samples |\n|---|---|---|---|---|\n"
             + "\n".join(rows)
+            + "".join(f"\n\n**skipped** {r}" for r in skipped)
             + "\n\n<small>Real-time factor = time taken / audio duration: below 1 is faster than real time. "
             "Clipped samples exceed full scale and are cut when written as 16-bit audio.</small>"
         )

@@ -18,7 +18,8 @@ from ..errors import WaveflowError
 #: What the upload widgets accept (libsndfile reads these; mp3 needs libsndfile >= 1.1).
 AUDIO_TYPES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au")
 MEL_TYPES = (".npy", ".pt")
-MEL_SCALES = {"natural log (Tacotron2, NVIDIA)": "ln", "log10": "log10", "decibels (20·log10)": "db"}
+MEL_SCALES = {"natural log (Tacotron2, NVIDIA)": "ln", "natural log of power (librosa's default)": "ln-power",
+              "log10": "log10", "decibels (20·log10)": "db"}
 
 
 class UserInputError(WaveflowError, ValueError):
@@ -92,28 +93,47 @@ def check_length(clip: Clip, samples_at_model_rate: int, min_samples: int) -> No
         )
 
 
+def max_mel_bytes(n_mels: int, max_frames: int) -> int:
+    """The largest upload that can hold a mel of ``max_frames`` (float64, plus room for headers)."""
+    return n_mels * max_frames * 8 + (1 << 20)
+
+
 def read_mel_upload(path: str | Path, n_mels: int, scale: str, max_frames: int) -> tuple[torch.Tensor, list[str]]:
     """Read and validate an uploaded mel file: ``(n_mels, frames)`` float32 natural-log, and notes to show.
 
+    The file's size, and its shape from its header, are checked before any value is read, so a hostile upload
+    (a zip bomb, a stride-0 view, a header declaring a huge array) costs the server about its own size.
+
     Raises:
-        UserInputError: unreadable, wrong bins, NaN/inf, empty, too long (the message names the file).
+        UserInputError: unreadable, refused, wrong bins, NaN/inf, empty, too large or too long (the message
+            names the file).
     """
-    from ..mel_io import MelFileError, read_mel
+    from ..mel_io import MelFileError, MelTooLongError, read_mel
 
     name = display_name(path)
     if Path(str(path)).suffix.lower() not in MEL_TYPES:
         raise UserInputError(f"{name}: mel files must be .npy or .pt arrays of shape ({n_mels}, frames).")
     try:
+        size = Path(str(path)).stat().st_size
+    except OSError:
+        raise UserInputError(f"{name}: the upload could not be read; try again.") from None
+    if size > max_mel_bytes(n_mels, max_frames):
+        raise UserInputError(
+            f"{name} is {size / 1e6:.1f} MB; a mel of at most {max_frames} frames (--max-seconds) takes at most "
+            f"{max_mel_bytes(n_mels, max_frames) / 1e6:.1f} MB. Cut the mel and try again."
+        )
+    too_long = (f"{name} has {{}} frames; this demo accepts at most {max_frames} (--max-seconds). "
+                "Cut the mel and try again.")
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            mel, notes = read_mel(path, n_mels, layout="auto", scale=scale)
+            mel, notes = read_mel(path, n_mels, layout="auto", scale=scale, max_frames=max_frames)
+    except MelTooLongError as e:
+        raise UserInputError(too_long.format(e.frames)) from None
     except MelFileError as e:
         raise UserInputError(f"{name}: {_ui_words(e.reason)}.") from None
     if mel.shape[1] > max_frames:
-        raise UserInputError(
-            f"{name} has {mel.shape[1]} frames; this demo accepts at most {max_frames} "
-            f"(--max-seconds). Cut the mel and try again."
-        )
+        raise UserInputError(too_long.format(mel.shape[1]))
     return mel, [f"{name}: {_ui_words(n)}" for n in notes]
 
 
@@ -121,6 +141,7 @@ def _ui_words(text: str) -> str:
     """Command-line option names in mel_io's messages, said as the demo's settings."""
     return (
         text.replace("--mel-scale db", "the Mel scale setting: decibels")
+        .replace("--mel-scale ln-power", "the Mel scale setting: natural log of power")
         .replace("--mel-scale log10", "the Mel scale setting: log10")
         .replace("--mel-scale", "the Mel scale setting")
         .replace(" (--mel-layout mels-first)", "")

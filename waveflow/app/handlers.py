@@ -237,16 +237,17 @@ class Handlers:
         clip = read_clip(audio_path, self.settings.max_seconds)
         vocoder = self._vocoder(voice)
         audio = self._clip_at(clip, vocoder)
-        sr, g = vocoder.sample_rate, vocoder.config.n_group
+        sr, g = vocoder.sample_rate, vocoder.config.sample_multiple
         keep = min(audio.shape[0], int(FLOW_SECONDS * sr))
         audio = audio[: keep - keep % g]
         check_length(clip, audio.shape[0], vocoder.mel_config.n_fft // 2 + 1)
         x = torch.from_numpy(np.ascontiguousarray(audio)).to(vocoder.device)
         mel = vocoder.mel(x, sr)
         steps: list = []
+        whitened: list = []
         with torch.inference_mode():
             xb, mb = x[None].to(vocoder.dtype), mel[None].to(vocoder.dtype)
-            z, _, _ = vocoder.model.flow(xb, mb, steps=steps)
+            z, _, _ = vocoder.model.flow(xb, mb, steps=steps, whitened=whitened)
             out = vocoder.model.nll(xb, mb, sigma=PRIOR_SIGMA)
         T = audio.shape[0]
         coupling = [-float(s) / T / math.log(2) for s, _ in steps]
@@ -254,8 +255,10 @@ class Handlers:
         gaussian = (float(out.z) + out.const) / math.log(2)
         nll_bits = float(out.nll) / math.log(2)
         zf = z.float().cpu().numpy()
-        latent_fig = plots.latent_figure(zf, audio)
-        steps_fig = plots.flow_steps_figure(coupling, invconv, gaussian, nll_bits)
+        has_prior = vocoder.model.prior is not None
+        latent_fig = plots.latent_figure(zf, audio, whitened[0].float().cpu().numpy() if has_prior else None)
+        prior_bits = float(out.prior) / math.log(2) if has_prior else None
+        steps_fig = plots.flow_steps_figure(coupling, invconv, gaussian, nll_bits, prior_bits)
         folder = self._out_dir()
         samples, sample_mels = [], [("original", mel.cpu().numpy())]
         for s in FLOW_SIGMAS:

@@ -23,7 +23,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from ..errors import WaveflowError
+from ..errors import run_command
 from . import DemoUnavailable
 from .args import DEFAULT_MAX_SECONDS, get_parser
 
@@ -189,11 +189,4 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """``python -m waveflow.app [options]``: the same options as ``waveflow demo``; errors to stderr, exit 1."""
     args = get_parser().parse_args(argv)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (WaveflowError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    return run_command(lambda: run(args))

@@ -5,9 +5,8 @@ once. Exit codes: 0 success, 1 an error or a failed input (reported on stderr), 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from ..errors import WaveflowError
+from ..errors import run_command
 from ..version import __version__
 from . import demo, mel, models, train, vocode
 from .common import Formatter
@@ -51,13 +50,4 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    # Our errors name the file and the reason; ValueError/OSError are bad values and file-system trouble from
-    # below (a missing folder, a full disk): a message, never a traceback, for users.
-    except (WaveflowError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    return run_command(lambda: args.func(args))

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from ..errors import run_command
 from .engines import DEFAULT_VOICES, VOICES, CorpusError, voice_problems
 from .synthesis import LAYOUTS, make_corpus
 
@@ -172,29 +173,27 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         The exit status, as :func:`main`'s.
     """
-    try:
-        if args.list_voices:
-            print(_list_voices())
-            return 0
-        if not args.out:
-            raise CorpusError("--out DIR is required (see --help)")
-        folders = make_corpus(
-            args.out,
-            voices=args.voices,
-            n_utterances=args.n,
-            sample_rate=args.sample_rate,
-            seed=args.seed,
-            layout=args.layout,
-            overwrite=args.overwrite,
-            progress=not args.quiet,
-            jobs=args.jobs,
-        )
-    except KeyboardInterrupt:
-        print("interrupted: finished wavs are kept; run the same command again to resume", file=sys.stderr)
-        return 130
-    except (CorpusError, OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return run_command(lambda: _run(args),
+                       interrupted="interrupted: finished wavs are kept; run the same command again to resume")
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.list_voices:
+        print(_list_voices())
+        return 0
+    if not args.out:
+        raise CorpusError("--out DIR is required (see --help)")
+    folders = make_corpus(
+        args.out,
+        voices=args.voices,
+        n_utterances=args.n,
+        sample_rate=args.sample_rate,
+        seed=args.seed,
+        layout=args.layout,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        jobs=args.jobs,
+    )
     for folder in folders:
         n_rows = len((folder / "metadata.csv").read_text(encoding="utf-8").splitlines())
         print(f"{folder}: {n_rows} utterances, {folder / 'metadata.csv'}")

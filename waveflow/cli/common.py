@@ -54,7 +54,9 @@ def add_vocoder_options(p: argparse.ArgumentParser) -> None:
                         f"bundled {DEFAULT_VOICE!r} voice)")
     p.add_argument("--device", default="auto", help="torch device: auto (cuda, then mps, then cpu), cpu, cuda:1, ...")
     p.add_argument("--dtype", choices=tuple(DTYPES), default="float32", help="working precision")
-    p.add_argument("--sigma", type=float, default=default_of(Vocoder, "sigma"), help="standard deviation of the latent")
+    p.add_argument("--sigma", type=float, default=default_of(Vocoder, "sigma"),
+                   help="standard deviation of the latent (default: the model's recommendation, e.g. 1.0 for the "
+                        "starter voice, else 0.6)")
     p.add_argument("--denoise", type=float, default=default_of(Vocoder, "denoiser_strength"), metavar="STRENGTH",
                    help="bias removal strength (0 = off; NVIDIA suggests 0.01 to 0.1)")
     p.add_argument("--seed", type=int, default=default_of(vocode_files, "seed"),

@@ -40,6 +40,7 @@ from .denoiser import Denoiser
 from .runtime import latent_noise, resolve_dtype
 
 MelLike = torch.Tensor | np.ndarray
+DEFAULT_SIGMA = 0.6  # NVIDIA's choice for speech, for models that recommend none
 
 
 class NonFiniteAudioError(WaveflowError, RuntimeError):
@@ -74,7 +75,8 @@ class Vocoder:
         model: a checkpoint path (any format :func:`~waveflow.checkpoints.load_checkpoint` reads), a
             :class:`LoadedCheckpoint` or a :class:`WaveGlow` (copied, not modified).
         device: torch device. dtype: ``float32``, ``float16`` or ``bfloat16``.
-        sigma: latent standard deviation (0.6 is NVIDIA's choice for speech).
+        sigma: latent standard deviation; default: the model file's recommendation (``meta["sigma"]``: 1.0
+            for the starter voice, whose spectral prior is calibrated for unit variance), else 0.6 (NVIDIA's).
         seed: default seed of the latent; ``None`` draws a fresh one per call.
         denoiser_strength: default bias removal (0 = off; NVIDIA suggests 0.01 to 0.1).
         mel_config: features of a bare :class:`WaveGlow` (Tacotron2's with its hop/n_mels by default).
@@ -93,14 +95,16 @@ class Vocoder:
     """
 
     def __init__(self, model: str | Path | LoadedCheckpoint | WaveGlow, *, device: str | torch.device = "cpu",
-                 dtype: str | torch.dtype = "float32", sigma: float = 0.6, seed: int | None = 0,
+                 dtype: str | torch.dtype = "float32", sigma: float | None = None, seed: int | None = 0,
                  denoiser_strength: float = 0.0, mel_config: MelConfig | None = None, chunk_frames: int = 1024,
                  context_frames: int | None = None, crossfade: int | None = None, denoiser_mode: str = "floor",
                  kernels: str = "auto", inverse: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
         if isinstance(model, (str, Path)):
             model = load_checkpoint(model, weight_norm=False)
+        recommended: dict = {}
         if isinstance(model, LoadedCheckpoint):
             mel_config = mel_config or model.mel_config
+            recommended = {k: v for k, v in model.meta.items() if k == "sigma" and isinstance(v, (int, float))}
             model = model.model
         cfg = model.config
         self.mel_config = mel_config or MelConfig(hop_length=cfg.hop_length, n_mels=cfg.n_mels)
@@ -112,7 +116,8 @@ class Vocoder:
             self.backend = "custom"
         self.model = prepare_for_inference(model, self.device, self.dtype)
         self.config, self.hop_length, self.n_mels = cfg, cfg.hop_length, cfg.n_mels
-        self.sigma, self.seed, self.denoiser_strength = sigma, seed, denoiser_strength
+        self.sigma = float(sigma if sigma is not None else recommended.get("sigma", DEFAULT_SIGMA))
+        self.seed, self.denoiser_strength = seed, denoiser_strength
         self.context_frames = receptive_field_frames(cfg) if context_frames is None else context_frames
         self.crossfade = cfg.hop_length if crossfade is None else crossfade
         if chunk_frames < 1 or self.context_frames < 0 or not 0 <= self.crossfade <= chunk_frames * cfg.hop_length:

@@ -133,17 +133,18 @@ def test_resampling_when_the_file_rate_differs(corpus, tmp_path):
     assert np.corrcoef(whole[:n], audio[:n])[0, 1] > 0.9
 
 
-def test_a_file_broken_after_the_scan_is_reported_once_and_replaced(corpus, tmp_path, caplog):
+def test_a_file_broken_after_the_scan_is_named_and_replaced(corpus, tmp_path):
     root = tmp_path / "data"
     shutil.copytree(corpus, root)
     c = scan(DataConfig(root=str(root), val_fraction=0.0, test_fraction=0.0), RATE, 4096)
     victim = c.splits["train"][2]
     victim.path.write_bytes(b"RIFF garbage")  # header fine at scan time, broken when read
     ds = SegmentDataset(c.splits["train"], RATE, 4096, False)
-    with caplog.at_level(logging.WARNING, logger="waveflow"):
-        items = [ds[(2, seed)] for seed in range(3)]
+    items = [ds[(2, seed)] for seed in range(3)]
     assert all(it["audio"].shape == (4096,) and it["id"] != victim.id for it in items)
-    assert sum(victim.path.name in r.getMessage() for r in caplog.records) == 1
+    # The dataset names the file with each replacement; the trainer reports each name once and counts it
+    # (tests/test_resume.py::test_bad_clips_are_named_skipped_and_counted).
+    assert all(len(it["bad"]) == 1 and victim.path.name in it["bad"][0] for it in items)
 
 
 def test_epoch_sampler_orders_and_seeds():

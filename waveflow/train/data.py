@@ -222,11 +222,11 @@ class SegmentDataset(Dataset):
     """Random fixed-length segments for training.
 
     Indexed by ``(utterance index, item seed)`` pairs from :class:`EpochSampler` (a plain int uses the index
-    as seed). A file that fails to read is reported by name once per process and replaced by the next
-    utterance, so a worker never dies and batches keep their size.
+    as seed). A file that fails to read is replaced by the next utterance, so a worker never dies and batches
+    keep their size; the item names it (``bad``), and the trainer reports each name once and counts it.
 
     Returns:
-        ``{"audio": (segment_length,) float32, "id": str}``.
+        ``{"audio": (segment_length,) float32, "id": str, "bad": ["path: reason", ...]}``.
     """
 
     def __init__(self, utterances: Sequence[Utterance], sample_rate: int, segment_length: int, dequantize: bool):

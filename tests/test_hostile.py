@@ -257,14 +257,13 @@ def test_a_config_beyond_the_caps_names_its_field():
 
 def test_the_weight_count_matches_the_model():
     """own.py refuses a config describing more weights than its file holds; its count must be exact."""
-    from waveflow.checkpoints.own import _weight_count
     from waveflow.models import plain_state_dict
 
     for cfg in (WaveGlowConfig(n_mels=8, n_flows=5, n_early_every=2, n_layers=3, n_channels=8, hop_length=64),
                 WaveGlowConfig(n_mels=8, n_flows=3, n_group=4, n_early_size=0, n_layers=1, n_channels=6,
                                kernel_size=5, hop_length=64, coupling="additive"),
                 WaveGlowConfig(n_mels=16, n_flows=4, n_layers=2, n_channels=8, hop_length=128, prior="spectral")):
-        assert _weight_count(cfg) == sum(t.numel() for t in plain_state_dict(WaveGlow(cfg)).values())
+        assert cfg.weight_count() == sum(t.numel() for t in plain_state_dict(WaveGlow(cfg)).values())
 
 
 # ------------------------------------------------------------------------------------------- NaN audio

@@ -101,24 +101,10 @@ def _check_mel_matches(cfg: WaveGlowConfig, mel: MelConfig, path: str | Path) ->
         )
 
 
-def _weight_count(cfg: WaveGlowConfig) -> int:
-    """Elements in the folded weights of ``WaveGlow(cfg)``, from the config alone (nothing is built)."""
-    m, c, layers, k = cfg.n_mels, cfg.n_channels, cfg.n_layers, cfg.kernel_size
-    count = m * m * 4 * cfg.hop_length + m  # upsampler
-    for channels in cfg.flow_channels():
-        half = channels // 2
-        out = half if cfg.coupling == "additive" else 2 * half
-        count += channels * channels  # 1x1 conv
-        count += c * half + c + 2 * c * layers * (m * cfg.n_group + 1)  # start, cond_layer
-        count += layers * (2 * c * c * k + 2 * c) + (layers - 1) * (2 * c * c + 2 * c) + c * c + c  # layers
-        count += out * c + out  # end
-    return count + (cfg.hop_length if cfg.prior == "spectral" else 0)
-
-
 def _build(cfg: WaveGlowConfig, state: dict[str, torch.Tensor], weight_norm: bool, path) -> WaveGlow:
     check_weights(state, path, CheckpointError)
     # A config may describe a model far larger than the weights the file holds: refuse before allocating it.
-    needed, held = _weight_count(cfg), sum(t.numel() for t in state.values())
+    needed, held = cfg.weight_count(), sum(t.numel() for t in state.values())
     if needed > held + held // 4 + (1 << 18):
         raise CheckpointError(path, f"weights do not fit the model config: it describes {needed:,} weights, the file "
                                     f"holds {held:,}")

@@ -117,6 +117,20 @@ class WaveGlowConfig:
     def n_remaining_channels(self) -> int:
         return self.flow_channels()[-1]
 
+    def weight_count(self) -> int:
+        """Elements in the folded weights of ``WaveGlow(self)``, from the config alone (nothing is built): lets a
+        loader refuse a config that describes far more weights than its file holds before allocating them."""
+        m, c, layers, k = self.n_mels, self.n_channels, self.n_layers, self.kernel_size
+        count = m * m * 4 * self.hop_length + m  # upsampler
+        for channels in self.flow_channels():
+            half = channels // 2
+            out = half if self.coupling == "additive" else 2 * half
+            count += channels * channels  # 1x1 conv
+            count += c * half + c + 2 * c * layers * (m * self.n_group + 1)  # start, cond_layer
+            count += layers * (2 * c * c * k + 2 * c) + (layers - 1) * (2 * c * c + 2 * c) + c * c + c  # layers
+            count += out * c + out  # end
+        return count + (self.hop_length if self.prior == "spectral" else 0)  # the prior's per-bin log-scale
+
     @property
     def sample_multiple(self) -> int:
         """Audio lengths the model maps must be multiples of this: ``hop_length`` with the spectral prior (its

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import randomize_ends
+from demo_server import free_port
 
 from waveflow import WaveGlow, WaveGlowConfig, save_model
 from waveflow.cli import main
@@ -371,12 +371,6 @@ def test_single_process_accelerate_cpu_launch_is_explained(monkeypatch, capsys):
     assert "--multi_gpu --num_processes N" in capsys.readouterr().err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_accelerate_launch_two_processes_byte_identical(tmp_path, checkpoint):
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or shutil.which("accelerate")
@@ -394,7 +388,7 @@ def test_accelerate_launch_two_processes_byte_identical(tmp_path, checkpoint):
     assert one.returncode == 0, one.stderr[-3000:]
     two = subprocess.run([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-                          str(_free_port()), *job, "-o", str(tmp_path / "two"), "--summary",
+                          str(free_port()), *job, "-o", str(tmp_path / "two"), "--summary",
                           str(tmp_path / "two.json")],
                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=600, check=False)
     assert two.returncode == 0, two.stderr[-3000:]
@@ -443,7 +437,7 @@ def test_missing_cuda_in_the_library_and_the_demo(tmp_path, checkpoint):
         pick_device("gpu")
     assert str(pick_device("auto")) in available_devices() + ["cuda"]
     demo = subprocess.run([sys.executable, "-m", "waveflow", "demo", "--checkpoint", str(checkpoint), "--device",
-                           "cuda", "--port", str(_free_port())], capture_output=True, text=True, cwd=ROOT,
+                           "cuda", "--port", str(free_port())], capture_output=True, text=True, cwd=ROOT,
                           timeout=300, check=False)
     assert demo.returncode in (1, 2) and "Traceback" not in demo.stderr, demo.stderr[-2000:]
     assert "'cuda'" in demo.stderr

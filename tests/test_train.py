@@ -12,7 +12,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from demo_server import free_port
 
 from waveflow.checkpoints import load_checkpoint
 from waveflow.train.config import load_run_config
@@ -191,12 +191,6 @@ def test_resume_after_kill_matches_uninterrupted_run(corpus, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- multi-process
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_process_data_parallel_on_cpu(corpus, tmp_path):
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or shutil.which("accelerate")
@@ -206,7 +200,7 @@ def test_two_process_data_parallel_on_cpu(corpus, tmp_path):
     # `accelerate launch --cpu` starts ONE process unless mpirun is set up; --multi_gpu starts torchrun, and with
     # train.cpu=true (the tiny config) Accelerate runs the processes on CPU with gloo.
     cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+           "--dynamo_backend", "no", "--main_process_port", str(free_port()),
            "-m", "waveflow", "train", "--config", str(TINY), f"data.root={corpus}", f"train.run_dir={run_dir}",
            *FAST, "train.max_steps=6", "train.checkpoint_every=3", "train.validate_every=3", "train.log_every=1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..config import require
+from ..flows import SpectralPrior
 from ..mel import MelConfig
 
 #: Upper bounds on a model's dimensions, checked before anything is built (a model file may be hostile): several
@@ -130,6 +131,11 @@ class WaveGlowConfig:
             count += layers * (2 * c * c * k + 2 * c) + (layers - 1) * (2 * c * c + 2 * c) + c * c + c  # layers
             count += out * c + out  # end
         return count + (self.hop_length if self.prior == "spectral" else 0)  # the prior's per-bin log-scale
+
+    @property
+    def prior_context_frames(self) -> int:
+        """Mel frames the spectral prior adds to the receptive field on each side (0 without a prior)."""
+        return SpectralPrior.context_frames if self.prior == "spectral" else 0
 
     @property
     def sample_multiple(self) -> int:

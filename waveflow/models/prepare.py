@@ -10,7 +10,6 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ..flows import SpectralPrior
 from .config import WaveGlowConfig
 from .waveglow import WaveGlow
 
@@ -27,8 +26,8 @@ def receptive_field_frames(config: WaveGlowConfig) -> int:
     """Mel frames of context each side that make a chunk exact: the WN stacks' reach, the upsampler's and the
     spectral prior's (its lapped transform couples neighbouring frames)."""
     steps = flow_reach_steps(config)
-    prior = SpectralPrior.context_frames if config.prior == "spectral" else 0
-    return math.ceil((steps + 1) * config.n_group / config.hop_length) + UPSAMPLER_REACH + 1 + prior
+    reach = math.ceil((steps + 1) * config.n_group / config.hop_length) + UPSAMPLER_REACH + 1
+    return reach + config.prior_context_frames
 
 
 def plain_state_dict(model: WaveGlow) -> dict[str, torch.Tensor]:

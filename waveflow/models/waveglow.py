@@ -96,7 +96,7 @@ class WaveGlow(nn.Module):
     @property
     def prior_context_frames(self) -> int:
         """Mel frames the prior adds to the receptive field on each side (0 without a prior)."""
-        return 0 if self.prior is None else self.prior.context_frames
+        return self.config.prior_context_frames
 
     def _is_early_exit(self, k: int) -> bool:
         return k > 0 and k % self.config.n_early_every == 0 and self.config.n_early_size > 0

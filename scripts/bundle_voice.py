@@ -64,12 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     payload["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
     with atomic_path(args.output) as tmp:
         torch.save(payload, tmp)
-    size = args.output.stat().st_size
+        size = tmp.stat().st_size
+        if size > MAX_BYTES:  # raised inside atomic_path: no rename, an existing voice file is left as it was
+            raise SystemExit(f"error: {size / 1e6:.2f} MB, larger than {MAX_BYTES / 1e6:.0f} MB; "
+                             f"{args.output} not written")
+        load_checkpoint(tmp)  # and it loads back, before it replaces anything
     print(f"{args.output}: {size / 1e6:.2f} MB, {sum(v.numel() for v in payload['state_dict'].values()):,} parameters")
-    if size > MAX_BYTES:
-        print(f"error: larger than {MAX_BYTES / 1e6:.0f} MB", file=sys.stderr)
-        return 1
-    load_checkpoint(args.output)  # and it loads back
     return 0
 
 

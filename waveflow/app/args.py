@@ -34,7 +34,8 @@ def add_voice_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--voices", type=Path, metavar="DIR",
                         help="offer every checkpoint (.pt/.pth/.ckpt) in DIR")
     parser.add_argument("--checkpoint", type=Path, action="append", default=[], metavar="FILE",
-                        help="a voice (repeatable)")
+                        help="a voice: a model file or a bundled voice's name (repeatable); with neither this nor "
+                             "--voices, the bundled 'starter' voice")
 
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from ..config import bundled_configs
 from ..errors import WaveflowError
 from .common import add_command
 
@@ -30,7 +31,7 @@ def add_parser(sub) -> None:
         "      train.init_from=waveglow_256channels_universal_v5.pt train.lr=5e-5     (fine-tune NVIDIA's model)",
     )
     p.add_argument("--config", required=True, metavar="NAME|FILE",
-                   help="a bundled config (tiny, small, 256) or a YAML run config file")
+                   help=f"a bundled config ({', '.join(bundled_configs())}) or a YAML run config file")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.max_steps=1000")
     p.add_argument("--resume", action="store_true",
                    help="continue from the latest state in RUN_DIR/checkpoints, failing if there is none "

@@ -8,6 +8,7 @@ the module uses is not its own judge.
 from __future__ import annotations
 
 import math
+import sys
 
 import librosa
 import numpy as np
@@ -171,13 +172,62 @@ def test_batched_equals_per_item_and_1d(speech_at):
     assert (batched[0] - batched[1]).abs().max() > 1.0
 
 
-def test_filterbank_matches_torchaudio_and_hand_written():
-    torchaudio_functional = pytest.importorskip("torchaudio.functional")
+def torchaudio_functional():
+    """``torchaudio.functional``, or a skip that says why torchaudio cannot be used here.
+
+    torchaudio is only a reference for one test. It is missing from a core install, and it may be installed but
+    unloadable: its compiled extension must match torch exactly (torchaudio 2.11 from PyPI beside a CPU-only
+    torch 2.13 fails with ``OSError: Could not load ... _torchaudio.so``). Either way the test is skipped with
+    the reason, and a documented install still ends green.
+    """
+    try:
+        from torchaudio import functional
+    except ImportError as e:
+        pytest.skip(f"torchaudio is not installed ({e}); the hand-written Slaney filterbank is still checked")
+    except (OSError, RuntimeError) as e:  # a torchaudio built for another torch
+        pytest.skip(f"torchaudio cannot load beside torch {torch.__version__} ({type(e).__name__}: {e}); install "
+                    "the matching pair, e.g. pip install torch torchaudio --index-url "
+                    "https://download.pytorch.org/whl/cpu")
+    return functional
+
+
+class _UnloadableTorchaudio:
+    """A meta-path finder that fails every torchaudio import the way a mismatched build does."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torchaudio" or name.startswith("torchaudio."):
+            raise OSError(f"Could not load this library: /site-packages/torchaudio/lib/_torchaudio.so ({name})")
+
+
+def test_unloadable_torchaudio_skips_with_the_reason(monkeypatch):
+    for name in [m for m in sys.modules if m == "torchaudio" or m.startswith("torchaudio.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [_UnloadableTorchaudio(), *sys.meta_path])
+    with pytest.raises(pytest.skip.Exception, match=r"torchaudio cannot load .*_torchaudio\.so"):
+        torchaudio_functional()
+    monkeypatch.setitem(sys.modules, "torchaudio", None)  # not installed at all: an ImportError
+    with pytest.raises(pytest.skip.Exception, match="torchaudio is not installed"):
+        torchaudio_functional()
+
+
+def test_filterbank_matches_hand_written():
     for cfg in CONFIGS.values():
         basis = MelSpectrogram(cfg).mel_basis.double().numpy()
         fmax = cfg.fmax if cfg.fmax is not None else cfg.sample_rate / 2
         assert basis.shape == (cfg.n_mels, cfg.n_fft // 2 + 1)
-        ta = torchaudio_functional.melscale_fbanks(
+        hand = slaney_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, fmax)
+        assert np.abs(basis - hand).max() <= 1e-9 * basis.max()
+        # Slaney area normalisation: each triangle has area 1 in Hz (up to bin sampling).
+        df = cfg.sample_rate / cfg.n_fft
+        assert np.allclose(basis.sum(1)[5:-5] * df, 1.0, atol=0.2)
+
+
+def test_filterbank_matches_torchaudio():
+    functional = torchaudio_functional()
+    for cfg in CONFIGS.values():
+        basis = MelSpectrogram(cfg).mel_basis.double().numpy()
+        fmax = cfg.fmax if cfg.fmax is not None else cfg.sample_rate / 2
+        ta = functional.melscale_fbanks(
             n_freqs=cfg.n_fft // 2 + 1,
             f_min=cfg.fmin,
             f_max=fmax,
@@ -186,13 +236,7 @@ def test_filterbank_matches_torchaudio_and_hand_written():
             norm="slaney",
             mel_scale="slaney",
         ).T.double().numpy()
-        hand = slaney_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, fmax)
-        scale = basis.max()
-        assert np.abs(basis - ta).max() <= 1e-5 * scale
-        assert np.abs(basis - hand).max() <= 1e-9 * scale
-        # Slaney area normalisation: each triangle has area 1 in Hz (up to bin sampling).
-        df = cfg.sample_rate / cfg.n_fft
-        assert np.allclose(basis.sum(1)[5:-5] * df, 1.0, atol=0.2)
+        assert np.abs(basis - ta).max() <= 1e-5 * basis.max()
 
 
 def test_differentiable_gradcheck():

@@ -38,7 +38,7 @@ def _mel_inputs(page: Page) -> tuple[list, gr.Button]:
     voice = voice_dropdown(page)
     scale = gr.Dropdown(list(MEL_SCALES), value=next(iter(MEL_SCALES)), label="Mel scale",
                         info="How the file's values were logged.")
-    sigma, denoise, seed = sampling()
+    sigma, denoise, seed = sampling(page, voice)
     button = gr.Button("Vocode", variant="primary", elem_id="mel-button")
     return [files, voice, scale, sigma, denoise, seed], button
 
@@ -62,7 +62,7 @@ def copy_synthesis_tab(page: Page) -> None:
             with gr.Column(scale=2, min_width=300):
                 clip = clip_input(page, elem_id="cs-input")
                 voice = voice_dropdown(page)
-                sigma, denoise, seed = sampling()
+                sigma, denoise, seed = sampling(page, voice)
                 button = gr.Button("Resynthesise", variant="primary", elem_id="cs-button")
             with gr.Column(scale=3):
                 outputs = _copy_synthesis_outputs()
@@ -95,7 +95,7 @@ def compare_tab(page: Page) -> None:
                 clip = clip_input(page)
                 voices = gr.CheckboxGroup(page.voices, value=page.voices[:MAX_COMPARE],
                                           label=f"Voices (up to {MAX_COMPARE})")
-                sigma, _, seed = sampling(with_denoiser=False)
+                sigma, _, seed = sampling(page, with_denoiser=False)
                 button = gr.Button("Compare", variant="primary", elem_id="cmp-button")
             with gr.Column(scale=3):
                 outputs = _compare_outputs(page.voices)

@@ -31,6 +31,12 @@ class Page:
     def first_clip(self) -> str | None:
         return str(self.examples.first_clip) if self.examples.first_clip else None
 
+    def sigma(self, voice: str | None = None) -> float:
+        """The sigma ``voice`` (default: the first) is vocoded at unless the user says otherwise: the model's
+        recommendation, else the library's fallback, as :class:`~waveflow.inference.Vocoder` resolves it for the
+        command line too."""
+        return float(self.handlers.bank.get(voice).sigma)
+
     @property
     def limits(self) -> str:
         return (f"Clips: {', '.join(AUDIO_TYPES)}, any sample rate, mono or stereo (mixed down), at most "
@@ -53,11 +59,15 @@ def clip_input(page: Page, **layout) -> gr.Audio:
                     label="Your clip (upload or record)", **layout)
 
 
-def sampling(with_denoiser: bool = True) -> tuple:
-    """``(sigma, denoiser strength or None, seed)`` inputs."""
-    sigma = gr.Slider(0.0, 1.2, value=0.6, step=0.05, label="sigma (noise level)",
-                      info="Std of the latent noise. 0.6 is the usual choice; 0 is the 'average' voice, 1 is what "
-                           "the model was trained with.")
+def sampling(page: Page, voice: gr.Dropdown | None = None, with_denoiser: bool = True) -> tuple:
+    """``(sigma, denoiser strength or None, seed)`` inputs. Sigma starts at the first voice's recommendation
+    (:meth:`Page.sigma`; also the API's default) and follows ``voice`` when another one is picked."""
+    sigma = gr.Slider(0.0, 1.2, value=page.sigma(), step=0.05, label="sigma (noise level)",
+                      info="Std of the latent noise; starts at the voice's own recommendation. 0 is the 'average' "
+                           "voice, 1 is what the model was trained with.")
+    if voice is not None and len(page.voices) > 1:
+        voice.change(lambda name: page.sigma(name), voice, sigma, queue=False, show_progress="hidden",
+                     api_visibility="private")
     denoise = None
     if with_denoiser:
         denoise = gr.Slider(0.0, 0.3, value=0.0, step=0.01, label="denoiser strength",

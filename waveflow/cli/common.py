@@ -46,6 +46,7 @@ def add_vocoder_options(p: argparse.ArgumentParser) -> None:
     """How a checkpoint becomes a :class:`~waveflow.inference.Vocoder` (shared by vocode, synth and eval)."""
     from ..checkpoints import DEFAULT_VOICE
     from ..inference import DTYPES, Vocoder
+    from ..inference.vocoder import DEFAULT_SIGMA
     from ..jobs.vocode import vocode_files
     from ..kernels import KERNELS
 
@@ -56,7 +57,7 @@ def add_vocoder_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=tuple(DTYPES), default="float32", help="working precision")
     p.add_argument("--sigma", type=float, default=default_of(Vocoder, "sigma"),
                    help="standard deviation of the latent (default: the model's recommendation, e.g. 1.0 for the "
-                        "starter voice, else 0.6)")
+                        f"starter voice, else {DEFAULT_SIGMA:g}; the demo starts at the same value)")
     p.add_argument("--denoise", type=float, default=default_of(Vocoder, "denoiser_strength"), metavar="STRENGTH",
                    help="bias removal strength (0 = off; NVIDIA suggests 0.01 to 0.1)")
     p.add_argument("--seed", type=int, default=default_of(vocode_files, "seed"),

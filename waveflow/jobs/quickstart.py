@@ -113,9 +113,10 @@ def _test_clips(run_dir: Path, n: int) -> list[tuple[str, Path]]:
     return clips
 
 
-def vocode_test_clips(model: Path, run_dir: Path, out_dir: Path, n: int, sigma: float, seed: int, device: str,
+def vocode_test_clips(model: Path, run_dir: Path, out_dir: Path, n: int, sigma: float | None, seed: int, device: str,
                       progress: bool) -> tuple[list[Path], list[Path]]:
-    """Mels of ``n`` held-out clips into ``out_dir/test-mels``; vocoded audio + originals into ``out_dir/vocoded``."""
+    """Mels of ``n`` held-out clips into ``out_dir/test-mels``; vocoded audio + originals into ``out_dir/vocoded``
+    (``sigma`` None: the model's recommendation, else the library's fallback, as everywhere else)."""
     from ..audio import load_audio, save_audio
     from ..inference import Vocoder
     from ..mel_io import save_mel
@@ -145,7 +146,7 @@ def run_quickstart(
     minutes: float = 0.0,
     seed: int = 0,
     test_clips: int = 3,
-    sigma: float = 0.6,
+    sigma: float | None = None,
     device: str = "cpu",
     progress: bool = True,
 ) -> QuickstartResult:

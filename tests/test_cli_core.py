@@ -176,6 +176,21 @@ def test_mel_missing_input_is_an_error(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------------- benchmark script
+def test_info_says_no_voiced_frames_for_the_f0_error_of_a_whisper(capsys):
+    """The starter voice whispers (V/UV F1 0.02): its stored F0 error, a few stray frames' thousands of cents,
+    is printed as what it is."""
+    assert cli_main(["info", "starter"]) == 0
+    scores = [line for line in capsys.readouterr().out.splitlines() if line.startswith("scores")]
+    assert scores and all("f0_rmse_cents no voiced frames" in line for line in scores)
+    assert not any("e+03" in line for line in scores)
+    from waveflow.cli.models import readable_scores
+
+    voiced = "pesq_wb 3.1, vuv_f1 0.91, f0_rmse_cents 21.5"
+    assert readable_scores(voiced) == voiced
+    assert readable_scores("vuv_f1 0.05, f0_rmse_cents 2.89e+03") == "vuv_f1 0.05, f0_rmse_cents no voiced frames"
+    assert readable_scores("free text, not scores") == "free text, not scores"
+
+
 def test_bench_flow_script_prints_json(capsys, monkeypatch):
     """Smoke test of scripts/bench_flow.py (tiny run): one JSON object per figure with the documented fields."""
     import importlib.util

@@ -15,8 +15,11 @@ from conftest import espeak, randomize_ends
 from waveflow import MelConfig, WaveGlow, WaveGlowConfig, save_model
 from waveflow.cli import main
 from waveflow.metrics import (
+    F0_MIN_VUV_F1,
     MCD_CONST,
+    NO_VOICED,
     f0_metrics,
+    format_table,
     griffin_lim,
     log_mels,
     mcd_from_logmels,
@@ -25,6 +28,7 @@ from waveflow.metrics import (
     pitch,
     stft_distance,
     stoi,
+    summarize,
 )
 
 SR = 22050
@@ -90,6 +94,42 @@ def test_f0_metrics_hand_computed():
     assert out["f0_rmse_hz"] == pytest.approx(np.sqrt(np.mean(hz**2)))
     tp, fp, fn = 3, 1, 1
     assert out["vuv_f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+
+
+def test_f0_error_of_a_whisper_is_undefined_not_a_number():
+    """A synthesis the pitch tracker calls voiced on a few stray frames (a whisper: V/UV F1 0.05) has frames
+    voiced in both, but their "F0 error" (an octave and more) says nothing: it is NaN, and the table says why."""
+    n = 400
+    f_x, v_x = np.full(n, 150.0), np.ones(n, bool)
+    v_y = np.zeros(n, bool)
+    v_y[:10] = True  # 10 stray voiced frames, all where the reference is voiced
+    f_y = np.where(v_y, 600.0, np.nan)
+    out = f0_metrics((f_x, v_x), (f_y, v_y))
+    assert out["vuv_f1"] == pytest.approx(2 * 10 / (2 * 10 + 390)) and out["vuv_f1"] < F0_MIN_VUV_F1
+    assert math.isnan(out["f0_rmse_cents"]) and math.isnan(out["f0_rmse_hz"])
+    # voiced on half the reference's frames: the error is defined again (one octave = 1200 cents)
+    v_y[:200] = True
+    out = f0_metrics((f_x, v_x), (np.where(v_y, 300.0, np.nan), v_y))
+    assert out["f0_rmse_cents"] == pytest.approx(1200.0)
+
+
+def test_summary_and_table_say_no_voiced_frames():
+    whisper = {"stft_distance": 2.0, "f0_rmse_cents": float("nan"), "f0_rmse_hz": float("nan"), "vuv_f1": 0.0}
+    voiced = {"stft_distance": 3.0, "f0_rmse_cents": 14.0, "f0_rmse_hz": 0.8, "vuv_f1": 0.86}
+    rows = [{"waveflow": whisper, "griffin-lim": voiced}, {"waveflow": dict(whisper, vuv_f1=0.1), "griffin-lim": voiced}]
+    table = summarize(rows)
+    assert table["waveflow"]["f0_rmse_cents"] is None and table["waveflow"]["vuv_f1"] == pytest.approx(0.05)
+    assert table["griffin-lim"]["f0_rmse_cents"] == pytest.approx(14.0)
+    # one stray clip with a number among whispers: the set is not voiced, its F0 error is not reported either
+    stray = dict(whisper, f0_rmse_cents=2890.0, f0_rmse_hz=400.0, vuv_f1=0.15)
+    assert summarize([*rows, {"waveflow": stray}])["waveflow"]["f0_rmse_cents"] is None
+    lines = {line.split()[0]: line for line in format_table(table, 2).splitlines()[2:]}
+    assert lines["f0_rmse_cents"].split()[1:] == [*NO_VOICED.split(), "14.0000", "lower"]
+    assert lines["f0_rmse_hz"].split()[1:] == [*NO_VOICED.split(), "0.8000", "lower"]
+    assert lines["stft_distance"].split()[1:] == ["2.0000", "3.0000", "lower"]
+    # without F0 (eval --no-f0) there are no F0 rows at all, rather than a claim about voicing
+    no_f0 = summarize([{"waveflow": {"stft_distance": 2.0}, "griffin-lim": {"stft_distance": 3.0}}])
+    assert "f0_rmse" not in format_table(no_f0, 1) and NO_VOICED not in format_table(no_f0, 1)
 
 
 def test_pitch_of_sines():

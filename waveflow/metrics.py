@@ -17,7 +17,10 @@ Definitions (reference ``x``, synthesis ``y``, same rate and length):
 * ``stoi``: short-time objective intelligibility, 0..1 (package ``pystoi``).
 * ``f0_rmse_cents``/``f0_rmse_hz``: RMS F0 error over frames voiced in both (``librosa.pyin``, 60..500 Hz),
   in cents (``1200 log2(f_y / f_x)``) and in Hz. ``vuv_f1``: F1 of the synthesis's voiced decisions against
-  the reference's.
+  the reference's. The F0 error is only defined for a clip whose synthesis is voiced where the reference is
+  (``vuv_f1 >= F0_MIN_VUV_F1``); a whisper has at most a few stray frames the pitch tracker calls voiced, whose
+  "error" of thousands of cents says nothing about pitch. Undefined values are NaN in the per-file rows,
+  ``None`` in summaries and JSON, and printed as :data:`NO_VOICED` (``"no voiced frames"``).
 * ``nll_nats``/``nll_bits``: exact test NLL of the reference under the model (sigma 1), nats per sample and
   bits per 16-bit sample (``nats / ln 2 + 15``).
 """
@@ -40,6 +43,9 @@ RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))
 MCD_COEFFS = 24
 MCD_CONST = 10.0 / math.log(10.0)
 F0_RANGE = (60.0, 500.0)
+F0_MIN_VUV_F1 = 0.2  # below this V/UV agreement the synthesis is not voiced: its F0 error is undefined
+NO_VOICED = "no voiced frames"
+F0_ERRORS = ("f0_rmse_cents", "f0_rmse_hz")
 SYSTEMS = ("waveflow", "griffin-lim")
 METRICS = ("stft_distance", "log_mel_l1", "mcd_db", "pesq_wb", "stoi", "f0_rmse_cents", "f0_rmse_hz", "vuv_f1",
            "nll_nats", "nll_bits")
@@ -122,8 +128,8 @@ def f0_metrics(ref_pitch, syn_pitch) -> dict[str, float]:
     both = v_x & v_y & np.isfinite(f_x) & np.isfinite(f_y)
     tp, fp, fn = int(both.sum()), int((v_y & ~v_x).sum()), int((v_x & ~v_y).sum())
     f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
-    if not both.any():
-        return {"f0_rmse_cents": float("nan"), "f0_rmse_hz": float("nan"), "vuv_f1": f1}
+    if not both.any() or f1 < F0_MIN_VUV_F1:  # not voiced: see the module docstring
+        return {"f0_rmse_cents": float("nan"), "f0_rmse_hz": float("nan"), "vuv_f1": float(f1)}
     cents = 1200.0 * np.log2(f_y[both] / f_x[both])
     return {
         "f0_rmse_cents": float(np.sqrt(np.mean(cents**2))),
@@ -177,7 +183,8 @@ def compare(ref: np.ndarray, syn: np.ndarray, config: MelConfig, which: MetricSe
 
 
 def summarize(rows: Iterable[dict]) -> dict[str, dict[str, float | None]]:
-    """Mean of each metric per system over files (NaNs ignored; ``None`` where a system has no value)."""
+    """Mean of each metric per system over files (NaNs ignored; ``None`` where a system has no value, and for
+    the F0 error of a system that is not voiced on the whole: mean ``vuv_f1`` below :data:`F0_MIN_VUV_F1`)."""
     rows = list(rows)
     table: dict[str, dict[str, float | None]] = {}
     for system in SYSTEMS:
@@ -186,17 +193,37 @@ def summarize(rows: Iterable[dict]) -> dict[str, dict[str, float | None]]:
             values = [r[system][metric] for r in rows if system in r and r[system].get(metric) is not None]
             values = [v for v in values if not (isinstance(v, float) and math.isnan(v))]
             table[system][metric] = float(np.mean(values)) if values else None
+        for metric in F0_ERRORS:
+            if unvoiced(metric, table[system]):
+                table[system][metric] = None
     return table
 
 
+def unvoiced(metric: str, scores: dict) -> bool:
+    """Whether ``metric`` of a system's ``scores`` (one file's or a summary's) is undefined because the synthesis
+    is not voiced: an F0 error where F0 was measured (``vuv_f1`` present) and no error was, or could be, taken."""
+    f1 = scores.get("vuv_f1")
+    if metric not in F0_ERRORS or f1 is None or (isinstance(f1, float) and math.isnan(f1)):
+        return False
+    value = scores.get(metric)
+    return value is None or (isinstance(value, float) and math.isnan(value)) or f1 < F0_MIN_VUV_F1
+
+
 def format_table(table: dict[str, dict[str, float | None]], count: int) -> str:
-    """The printed table: one row per metric, one column per system (``-`` where it does not apply)."""
+    """The printed table: one row per metric, one column per system (``-`` where it does not apply,
+    :data:`NO_VOICED` for an F0 error of a synthesis that is not voiced)."""
     better = {"pesq_wb": "higher", "stoi": "higher", "vuv_f1": "higher"}
-    lines = [f"copy synthesis of {count} file(s): mean per file", f"{'metric':<16}{'waveflow':>12}{'griffin-lim':>13}  better"]
+    rows = []
     for metric in METRICS:
-        cells = [table.get(s, {}).get(metric) for s in SYSTEMS]
-        if all(c is None for c in cells):
+        values = [table.get(s, {}).get(metric) for s in SYSTEMS]
+        if all(v is None for v in values) and not any(unvoiced(metric, table.get(s, {})) for s in SYSTEMS):
             continue
-        text = "".join(f"{'-' if c is None else f'{c:.4f}':>{w}}" for c, w in zip(cells, (12, 13)))
-        lines.append(f"{metric:<16}{text}  {better.get(metric, 'lower')}")
+        cells = [NO_VOICED if unvoiced(metric, table.get(s, {})) else "-" if v is None else f"{v:.4f}"
+                 for s, v in zip(SYSTEMS, values)]
+        rows.append((metric, cells, better.get(metric, "lower")))
+    widths = [max(len(name) + 2, *(len(cells[i]) + 2 for _, cells, _ in rows)) for i, name in enumerate(SYSTEMS)]
+    lines = [f"copy synthesis of {count} file(s): mean per file",
+             f"{'metric':<16}" + "".join(f"{name:>{w}}" for name, w in zip(SYSTEMS, widths)) + "  better"]
+    for metric, cells, direction in rows:
+        lines.append(f"{metric:<16}" + "".join(f"{c:>{w}}" for c, w in zip(cells, widths)) + f"  {direction}")
     return "\n".join(lines)

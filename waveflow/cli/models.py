@@ -40,8 +40,27 @@ def run_info(args) -> int:
     print("mel          " + ", ".join(f"{k}={v}" for k, v in info["mel"].items()))
     for k, v in info["meta"].items():
         if k not in ("origin", "name"):
-            print(f"{k:<12} {v}")
+            print(f"{k:<12} {readable_scores(v) if k.startswith('scores') else v}")
     return 0
+
+
+def readable_scores(text) -> str:
+    """A ``scores`` line of a voice's metadata (``"pesq_wb 1.23, vuv_f1 0.0203, f0_rmse_cents 2.89e+03"``, as
+    scripts/bundle_voice.py writes it) with the F0 error of a voice that is not voiced said as such: its number
+    is then a few stray frames of pitch-tracker noise (:func:`waveflow.metrics.unvoiced`)."""
+    if not isinstance(text, str):
+        return str(text)
+    from ..metrics import F0_ERRORS, NO_VOICED, unvoiced
+
+    parts = [part.strip().rsplit(" ", 1) for part in text.split(",")]
+    scores = {}
+    for part in parts:
+        try:
+            scores[part[0]] = float(part[1])
+        except (IndexError, ValueError):
+            return text  # not a scores line after all: as it is
+    return ", ".join(f"{name} {NO_VOICED if name in F0_ERRORS and unvoiced(name, scores) else value}"
+                     for name, value in (part for part in parts))
 
 
 def add_import_parser(sub) -> None:

@@ -198,6 +198,20 @@ def test_bad_mel_is_refused_with_its_reason_and_the_server_keeps_serving(client,
     assert _wav(audio)[0] == RATE
 
 
+def test_rejected_upload_leaves_no_traceback_in_the_log(server, client, files):
+    """A wrong file type (a wav where mels go) is refused by Gradio before any handler runs: the user gets the
+    reason, and the server's log gets no traceback (a user's mistake is not a server error)."""
+    demo, _ = server
+    start = len(demo.log())
+    for _ in range(2):
+        with pytest.raises(gradio_client.exceptions.AppError, match="Invalid file type"):
+            _vocode_mel(client, files["clip"])
+    audio, *_ = _vocode_mel(client, files["mel"])  # answered after the refusals were handled (and logged)
+    assert _wav(audio)[0] == RATE
+    new = demo.log()[start:]
+    assert "Traceback" not in new and "gradio.exceptions.Error" not in new, new
+
+
 def test_missing_input_and_unknown_voice(client, files):
     with pytest.raises(gradio_client.exceptions.AppError, match="upload or record a clip"):
         client.predict(None, "Tiny A", 0.6, 0.0, 0, api_name="/copy_synthesis")

@@ -3,6 +3,7 @@ the one way a button is wired (through the shared concurrency limit, old results
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import gradio as gr
@@ -12,6 +13,7 @@ from .handlers import Handlers
 from .inputs import AUDIO_TYPES
 
 CONCURRENCY_ID = "vocoder"  # one limit shared by every tab: the model and the CPU/GPU are shared too
+log = logging.getLogger("waveflow.demo")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,21 @@ class Page:
     def limits(self) -> str:
         return (f"Clips: {', '.join(AUDIO_TYPES)}, any sample rate, mono or stereo (mixed down), at most "
                 f"{self.max_seconds:g} s.")
+
+
+class UploadFiles(gr.File):
+    """``gr.File`` whose refusals (a file type not in ``file_types``) reach the user as they are, without a
+    traceback in the server's log: a wrong upload is the user's mistake, not the server's. (Gradio raises them
+    with ``print_exception=True`` while preprocessing, before any handler runs.)"""
+
+    is_template = True  # drawn by Gradio's own File component in the browser
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except gr.Error as e:
+            log.info("refused upload: %s", e.message)
+            raise gr.Error(e.message, title="Cannot use this input", print_exception=False) from None
 
 
 def plot(label: str) -> gr.Plot:

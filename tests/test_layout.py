@@ -17,7 +17,7 @@ PACKAGE = ROOT / "waveflow"
 # Layers from the ground up: a module may import modules of lower layers, and modules of its own
 # sub-package (no circles there either). The package's face (waveflow/__init__.py, __main__.py) stands on top.
 LAYERS = [
-    {"errors", "version"},
+    {"errors", "version", "progress"},
     {"config", "safeload"},
     {"audio", "mel"},
     {"mel_io", "metrics", "flows", "corpus"},

@@ -173,6 +173,6 @@ class _NoBar:
 def _progress_bar(total: int, done: int, enabled: bool) -> _NoBar:
     if not enabled:
         return _NoBar()
-    from tqdm import tqdm
+    from ..progress import progress_bar
 
-    return tqdm(total=total, initial=done, desc="corpus", unit="utt", dynamic_ncols=True)  # type: ignore[return-value]
+    return progress_bar(total=total, initial=done, desc="corpus", unit="utt")  # type: ignore[return-value]

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..audio import AudioError, atomic_path, load_audio
 from ..inference.runtime import derive_seed
 from ..mel import MelConfig, MelSpectrogram
 from ..metrics import MetricSet, compare, format_table, griffin_lim, pitch, summarize
 from ..models import prepare_for_inference
+from ..progress import progress_bar
 from .discover import AUDIO_INPUTS, BatchError, discover
 
 LIST_EXTENSIONS = (".txt", ".csv", ".list")
@@ -99,7 +99,7 @@ def evaluate(vocoder, files: list[Path], *, checkpoint=None, griffin_lim_iters: 
         which.notes.append("test NLL omitted: half-precision vocoder and no checkpoint for a float32 model")
     cfg = vocoder.mel_config
     rows, failures = [], []
-    for path in tqdm(files, desc="eval", unit="file", disable=not progress or None, dynamic_ncols=True):
+    for path in progress_bar(files, desc="eval", unit="file", enabled=progress):
         try:
             ref, _ = load_audio(path, sample_rate=cfg.sample_rate)
             if len(ref) <= cfg.n_fft:

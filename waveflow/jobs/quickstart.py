@@ -23,9 +23,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-
 from ..errors import WaveflowError
+from ..progress import progress_bar
 
 TINY_CONFIG = "tiny"  # a bundled config (waveflow/configs/waveglow-tiny.yaml)
 # The spectral prior makes the voice a whisper that follows the mel from the first step (README, "What to
@@ -125,7 +124,7 @@ def vocode_test_clips(model: Path, run_dir: Path, out_dir: Path, n: int, sigma: 
     clips = _test_clips(run_dir, n)
     print(f"[3/4] vocode: {len(clips)} held-out utterances -> {out_dir / 'vocoded'}", file=sys.stderr, flush=True)
     wavs, mels = [], []
-    for utt_id, path in tqdm(clips, desc="vocode", unit="clip", disable=not progress or None):
+    for utt_id, path in progress_bar(clips, desc="vocode", unit="clip", enabled=progress):
         audio, rate = load_audio(path, sample_rate=vocoder.sample_rate)
         mel = vocoder.mel(audio, rate)
         mel_path = out_dir / "test-mels" / f"{utt_id}.npy"

@@ -26,11 +26,11 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration
-from tqdm import tqdm
 
 from ..checkpoints import save_model
 from ..config import ConfigError
 from ..models import WaveGlow
+from ..progress import progress_bar
 from .build import FlowObjective, build_loaders, build_model, build_optimizer, drop_bad_validation_clips
 from .checkpointing import EXPORT_TMP, check_changes, resume_trainer, save_trainer, saved_config
 from .config import RunConfig
@@ -146,8 +146,8 @@ class Trainer:
     def fit(self) -> dict[str, float]:
         """Train to ``train.max_steps``; returns the last logged scalars."""
         t, acc = self.cfg.train, self.accelerator
-        bar = tqdm(total=t.max_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
-                   disable=not (self.main and t.progress))
+        bar = progress_bar(total=t.max_steps, initial=self.step, desc="train", unit="step",
+                           enabled=self.main and t.progress)  # whole lines, a few, when stderr is a log
         scalars: dict[str, float] = {}
         if self.step == 0 and t.validate_every and self.val_dl is not None:
             self.validator.run()  # the untrained baseline, so the curve starts where training starts

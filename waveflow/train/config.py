@@ -4,6 +4,7 @@ and the whole run (:class:`RunConfig`: features + model shape + data + training)
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from pathlib import Path
 
@@ -33,7 +34,8 @@ class DataConfig:
         repeat: segments drawn from each utterance per epoch (for tiny corpora; 1 = NVIDIA's).
         dequantize: add uniform noise of one 16-bit step to training audio (turns the discrete 16-bit
             data into a proper density; the NLL then bounds the 16-bit bits per sample).
-        num_workers: DataLoader worker processes per training process.
+        num_workers: DataLoader worker processes per training process; at most :func:`max_workers` (each
+            is a forked process with its own copy of the data pipeline: thousands exhaust memory).
     """
 
     root: str | None = None
@@ -60,6 +62,19 @@ class DataConfig:
         require(self.val_segment_length >= 0, f"data.val_segment_length must be >= 0, got {self.val_segment_length}")
         require(self.repeat >= 1, f"data.repeat must be >= 1, got {self.repeat}")
         require(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
+        require(self.num_workers <= max_workers(), f"data.num_workers must be at most {max_workers()} on this "
+                f"machine ({WORKERS_PER_CPU} per usable CPU core, {MIN_WORKER_CAP} at least), got {self.num_workers:,}")
+
+
+WORKERS_PER_CPU = 4
+MIN_WORKER_CAP = 16
+
+
+def max_workers() -> int:
+    """The most DataLoader workers a run may ask for: :data:`WORKERS_PER_CPU` per usable CPU core, at least
+    :data:`MIN_WORKER_CAP` (so a config written for a bigger machine still runs on a laptop)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(MIN_WORKER_CAP, WORKERS_PER_CPU * cores)
 
 
 @dataclasses.dataclass
@@ -163,12 +178,12 @@ class RunConfig:
         require(m.n_mels == self.mel.n_mels, f"model.n_mels ({m.n_mels}) must equal mel.n_mels ({self.mel.n_mels})")
         require(m.hop_length == self.mel.hop_length,
                 f"model.hop_length ({m.hop_length}) must equal mel.hop_length ({self.mel.hop_length})")
-        if m.prior == "spectral":  # the prior whitens with the filterbank of the features it is given
+        if m.prior != "none":  # a prior reads the features it is given with their own filterbank
             if m.prior_mel is None:
                 self.model = m = dataclasses.replace(m, prior_mel=self.mel)
             require(m.prior_mel == self.mel, "model.prior_mel must equal the mel section (leave it out to use it)")
-        k, what = m.sample_multiple, "model.hop_length (the spectral prior works in whole frames)" \
-            if m.prior == "spectral" else "model.n_group"
+        k, what = m.sample_multiple, f"model.hop_length (the {m.prior} prior works in whole frames)" \
+            if m.prior != "none" else "model.n_group"
         for name in ("segment_length", "val_segment_length"):
             value = getattr(d, name)
             require(value % k == 0, f"data.{name} ({value}) must be a multiple of {what} ({k})")

@@ -3,12 +3,19 @@
 Every config in waveflow is a dataclass. :func:`from_dict` builds one from plain data (a YAML file, a
 checkpoint) and refuses unknown keys and wrong types *before* anything expensive starts, naming the key.
 Dataclasses validate their own invariants in ``__post_init__`` and raise :class:`ConfigError`.
+
+Configs may come from anyone, so reading them is bounded (:func:`~.parse.parse_yaml`): a size limit, a depth
+limit, aliases allowed only while the document they expand to stays small (a 600-byte "billion laughs" expands to
+billions of values), integers of more digits than any setting needs named by key instead of Python's own
+complaint. Every number must be finite and fit in 64 bits, and a value quoted in a message is shortened
+(:func:`~.parse.short`), so no message expands a structure.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -17,13 +24,12 @@ from typing import Any, TypeVar
 
 import yaml
 
-from .errors import WaveflowError
+from .parse import INT_LIMIT, ConfigError, HugeInteger, load_yaml, parse_yaml, short
 
 T = TypeVar("T")
 
-
-class ConfigError(WaveflowError, ValueError):
-    """A configuration value is missing, unknown, of the wrong type or out of range."""
+__all__ = ["ConfigError", "HugeInteger", "apply_overrides", "bundled_configs", "find_config", "from_dict",
+           "load_yaml", "parse_yaml", "plain", "require", "short", "to_dict", "to_yaml"]
 
 
 def require(condition: bool, message: str) -> None:
@@ -58,6 +64,8 @@ def _type_name(tp: Any) -> str:
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check ``value`` against the annotation ``tp``; return it (ints widen to float, lists to tuples)."""
     origin = typing.get_origin(tp)
+    if isinstance(value, HugeInteger):
+        raise ConfigError(f"{where}: {value!r} is far too large for any setting (at most {INT_LIMIT:,})")
     if tp is Any:
         return value
     if origin in (typing.Union, types.UnionType):
@@ -72,15 +80,15 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, arg, where)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} matches none of {tp}")
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {short(value)} matches none of {tp}")
     if origin is typing.Literal:
         choices = typing.get_args(tp)
         if value not in choices:
-            raise ConfigError(f"{where}: expected one of {list(choices)}, got {value!r}")
+            raise ConfigError(f"{where}: expected one of {list(choices)}, got {short(value)}")
         return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__} {short(value)}")
         args = typing.get_args(tp)
         item_tp = args[0] if args else Any
         items = [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
@@ -93,32 +101,46 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, tp):
             return value
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__} {short(value)}")
         return from_dict(tp, value, where)
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{where}: expected true/false, got {type(value).__name__} {short(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {type(value).__name__} {short(value)}")
+        if abs(value) > INT_LIMIT:
+            raise ConfigError(f"{where}: {value:.3e} is far too large for any setting (at most {INT_LIMIT:,})")
         return value
     if tp is float:
-        if isinstance(value, str):  # YAML 1.1 reads 5e-4 (no dot) as a string: accept what float() reads
-            try:
-                return float(value)
-            except ValueError:
-                raise ConfigError(f"{where}: expected a number, got str {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {type(value).__name__} {value!r}")
-        return float(value)
+        return _finite(value, where)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {type(value).__name__} {short(value)}")
         return value
     if isinstance(tp, type) and not isinstance(value, tp):
-        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {short(value)}")
     return value
+
+
+def _finite(value: Any, where: str) -> float:
+    """A config float: a finite number (inf and NaN would train, or vocode, to nothing and still exit 0)."""
+    number = value
+    if isinstance(value, str):  # YAML 1.1 reads 5e-4 (no dot) as a string: accept what float() reads
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got str {short(value)}") from None
+    elif isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: expected a number, got {type(value).__name__} {short(value)}")
+    try:
+        number = float(number)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise ConfigError(f"{where}: expected a finite number, got {short(value)}")
+    return number
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:
@@ -155,22 +177,6 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> 
     return cls(**kwargs)
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping from ``path`` with a clear error for missing files and bad syntax."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    return data
-
-
 def apply_overrides(data: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``key.sub=value`` strings to a nested dict (values parsed as YAML scalars).
 
@@ -183,9 +189,11 @@ def apply_overrides(data: Mapping[str, Any], overrides: list[str]) -> dict[str, 
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r}: expected key=value, e.g. train.max_steps=1000")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            value = raw
+            value = parse_yaml(raw) if raw.strip() else None
+        except ConfigError as e:
+            if "not valid YAML" not in str(e):  # too long, too deep, a bomb
+                raise ConfigError(f"override {key.strip()}: {e}") from None
+            value = raw  # not YAML: taken as text
         node = out
         parts = key.strip().split(".")
         for part in parts[:-1]:

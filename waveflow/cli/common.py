@@ -47,7 +47,7 @@ def add_vocoder_options(p: argparse.ArgumentParser) -> None:
     from ..checkpoints import DEFAULT_VOICE
     from ..inference import DTYPES, Vocoder
     from ..inference.vocoder import DEFAULT_SIGMA
-    from ..jobs.vocode import vocode_files
+    from ..jobs.writing import JobOptions
     from ..kernels import KERNELS
 
     p.add_argument("--checkpoint", type=Path, default=Path(DEFAULT_VOICE), metavar="FILE|NAME",
@@ -60,7 +60,7 @@ def add_vocoder_options(p: argparse.ArgumentParser) -> None:
                         f"starter voice, else {DEFAULT_SIGMA:g}; the demo starts at the same value)")
     p.add_argument("--denoise", type=float, default=default_of(Vocoder, "denoiser_strength"), metavar="STRENGTH",
                    help="bias removal strength (0 = off; NVIDIA suggests 0.01 to 0.1)")
-    p.add_argument("--seed", type=int, default=default_of(vocode_files, "seed"),
+    p.add_argument("--seed", type=int, default=default_of(JobOptions, "seed"),
                    help="base seed; each file's latent is seeded by it and its path")
     p.add_argument("--kernels", choices=KERNELS, default=default_of(Vocoder, "kernels"),
                    help="inverse implementation: auto = fused Triton kernels on CUDA with float16/bfloat16, the "
@@ -69,7 +69,7 @@ def add_vocoder_options(p: argparse.ArgumentParser) -> None:
 
 def add_output_options(p: argparse.ArgumentParser) -> None:
     """Where and how a folder job writes audio (shared by vocode and synth)."""
-    from ..jobs.vocode import FORMATS, SUBTYPES, OutputOptions
+    from ..jobs.writing import FORMATS, SUBTYPES, JobOptions, OutputOptions
 
     p.add_argument("-o", "--out-dir", required=True, type=Path, help="output folder (input tree mirrored)")
     p.add_argument("--format", choices=FORMATS, default=default_of(OutputOptions, "fmt"), help="output file format")
@@ -77,6 +77,8 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
                    help="sample format (FLOAT: wav only)")
     p.add_argument("--rescale", action="store_true", help="scale clipping outputs to just under full scale")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    p.add_argument("--max-seconds", type=float, default=default_of(JobOptions, "max_seconds"), metavar="S",
+                   help="an input that would make more audio than this fails, naming its length (0 = no limit)")
     add_shard_option(p)
     add_progress_options(p)
 
@@ -103,10 +105,24 @@ def job_part(args):
     return args._part
 
 
-def output_options(args):
-    from ..jobs.vocode import OutputOptions
+def job_options(args):
+    """The :class:`~waveflow.jobs.writing.JobOptions` of ``vocode``/``synth``'s command line."""
+    from ..jobs.writing import JobOptions, OutputOptions
 
-    return OutputOptions(args.format, args.subtype, args.rescale)
+    extra = {k: getattr(args, k) for k in ("batch_frames", "jobs", "mel_layout", "mel_scale") if hasattr(args, k)}
+    return JobOptions(OutputOptions(args.format, args.subtype, args.rescale), seed=args.seed,
+                      max_seconds=args.max_seconds, progress=not args.no_progress, **extra)
+
+
+def run_audio_job(args, extensions, job: Callable, window=1) -> int:
+    """``vocode`` and ``synth``: plan (discovery, output folder, collisions, names), then load the model, then
+    work, then report. Nothing is loaded before the plan stands, so a bad ``-o`` or a collision costs nothing."""
+    from ..jobs.planner import make_plan
+
+    options = job_options(args)
+    plan = make_plan(args.inputs, args.out_dir, extensions, f".{options.output.fmt}", overwrite=args.overwrite,
+                     part=job_part(args), window=window)
+    return finish(job(plan, make_vocoder(args), options), args.summary, "audio files")
 
 
 def make_vocoder(args, checkpoint=None):

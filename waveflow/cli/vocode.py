@@ -11,11 +11,9 @@ from .common import (
     add_progress_options,
     add_vocoder_options,
     default_of,
-    finish,
-    job_part,
     make_vocoder,
     note_default_voice,
-    output_options,
+    run_audio_job,
 )
 
 
@@ -31,7 +29,8 @@ def add_vocode_parser(sub) -> None:
         "not at all; existing ones are skipped unless --overwrite, so an interrupted run (Ctrl-C, SIGTERM, a kill, "
         "a full disk) resumes where it stopped. Exit code 1 if any file failed. Under accelerate launch (or "
         "torchrun) the processes share the files, each on its own device; --shard K/N splits them between the "
-        "tasks of a job array.",
+        "tasks of a job array. Long mels are vocoded a chunk at a time straight into their output, in flat memory; "
+        "inputs longer than --max-seconds fail, naming their length.",
         "examples:\n  waveflow vocode mels/ -o wavs/ --checkpoint voices/ljspeech.pt\n"
         "  waveflow vocode 'tts_out/**/*.pt' -o wavs/ --checkpoint voices/nvidia.pt --device cuda --dtype float16 "
         "--denoise 0.02\n  waveflow vocode mels/ -o flacs/ --checkpoint voices/my.pt --format flac --mel-scale log10\n"
@@ -42,11 +41,11 @@ def add_vocode_parser(sub) -> None:
     p.add_argument("inputs", nargs="+", metavar="IN", help="mel files, folders (recursive) or quoted globs")
     add_vocoder_options(p)
     add_output_options(p)
-    from ..jobs.vocode import vocode_files
+    from ..jobs.writing import JobOptions
 
-    p.add_argument("--batch-frames", type=int, default=default_of(vocode_files, "batch_frames"),
+    p.add_argument("--batch-frames", type=int, default=default_of(JobOptions, "batch_frames"),
                    help="padded mel frames per batch (files x longest); 1 = one file at a time")
-    p.add_argument("--jobs", type=int, default=default_of(vocode_files, "jobs"), help="threads reading mels and writing audio")
+    p.add_argument("--jobs", type=int, default=default_of(JobOptions, "jobs"), help="threads reading mels and writing audio")
     from ..mel_io import MEL_LAYOUTS, MEL_SCALES
 
     p.add_argument("--mel-layout", choices=MEL_LAYOUTS, default="auto",
@@ -58,18 +57,11 @@ def add_vocode_parser(sub) -> None:
 
 
 def run_vocode(args) -> int:
-    from ..jobs.outputs import check_output_dir
+    from ..jobs.shard import batch_window
     from ..jobs.vocode import vocode_files
+    from ..mel_io import MEL_EXTENSIONS
 
-    options = output_options(args)
-    part = job_part(args)
-    check_output_dir(args.out_dir, args.inputs)  # before the model is loaded
-    summary = vocode_files(
-        args.inputs, args.out_dir, make_vocoder(args), options=options, batch_frames=args.batch_frames,
-        overwrite=args.overwrite, jobs=args.jobs, mel_layout=args.mel_layout, mel_scale=args.mel_scale,
-        seed=args.seed, progress=not args.no_progress, part=part,
-    )
-    return finish(summary, args.summary, "audio files")
+    return run_audio_job(args, MEL_EXTENSIONS, vocode_files, window=batch_window)
 
 
 def add_synth_parser(sub) -> None:
@@ -89,15 +81,10 @@ def add_synth_parser(sub) -> None:
 
 
 def run_synth(args) -> int:
-    from ..jobs.outputs import check_output_dir
+    from ..jobs.discover import AUDIO_INPUTS
     from ..jobs.synth import synth_files
 
-    options = output_options(args)
-    part = job_part(args)
-    check_output_dir(args.out_dir, args.inputs)  # before the model is loaded
-    summary = synth_files(args.inputs, args.out_dir, make_vocoder(args), options=options, overwrite=args.overwrite,
-                          seed=args.seed, progress=not args.no_progress, part=part)
-    return finish(summary, args.summary, "audio files")
+    return run_audio_job(args, AUDIO_INPUTS, synth_files)
 
 
 def add_eval_parser(sub) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -88,6 +89,29 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def not_a_file(path: Path) -> str | None:
+    """Why ``path`` cannot be an input file, said as it is (a dangling link, a link to a device, a FIFO, ...), or
+    ``None`` for a regular file (or a link to one). Reading a FIFO or a device would wait forever or never end."""
+    try:
+        target = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"dangling symbolic link (to {os.readlink(path)})"
+        return None
+    except OSError as e:
+        return f"cannot look at it ({e.strerror})"
+    if stat.S_ISREG(target.st_mode) or stat.S_ISDIR(target.st_mode):
+        return None
+    kind = next((what for test, what in _KINDS if test(target.st_mode)), "not a regular file")
+    if os.path.islink(path):
+        return f"a symbolic link to {kind} ({os.readlink(path)}), not a regular file"
+    return f"{kind}, not a regular file"
+
+
 class _Walk:
     """Collects items, de-duplicated by the real path of the file."""
 
@@ -111,10 +135,10 @@ class _Walk:
             self.found.ignored[f"{path.suffix.lower() or 'extensionless'} files"] += 1
         elif self.exclude is not None and _inside(path.resolve().parent, self.exclude):
             self.found.ignored["files in the output folder"] += 1
-        elif not path.exists():
-            self.found.skipped.append((str(path), f"dangling symbolic link (to {os.readlink(path)})"))
+        elif why := not_a_file(path):
+            self.found.skipped.append((str(path), why))
         elif not path.is_file():
-            self.found.skipped.append((str(path), "not a regular file"))
+            self.found.skipped.append((str(path), "a folder, not a file"))
         elif not os.access(path, os.R_OK):
             self.found.skipped.append((str(path), "not readable (permission denied)"))
         else:
@@ -171,8 +195,8 @@ def discover(inputs: Iterable[str | Path], extensions: Iterable[str], exclude: s
             walk.folder(path)
         elif path.is_file():
             walk.add(path, path.parent)
-        elif path.is_symlink():
-            raise BatchError(path, f"dangling symbolic link (to {os.readlink(path)})")
+        elif os.path.lexists(path):  # there, but a dangling link, a FIFO, a device, ...
+            raise BatchError(path, not_a_file(path) or "not a regular file")
         elif glob.has_magic(text):
             matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
             base = _glob_base(text)

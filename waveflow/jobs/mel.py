@@ -35,8 +35,8 @@ def extract_mels(
     mel_fn = MelSpectrogram(config).to(device)
     min_samples = config.n_fft // 2 + 1
 
-    def process(item: Item, tmp: Path) -> float:
-        audio, _ = load_audio(item.source, sample_rate=config.sample_rate)
+    def process(item: Item, tmp: Path, source: Path) -> float:
+        audio, _ = load_audio(source, sample_rate=config.sample_rate)
         if audio.shape[0] < min_samples:
             raise AudioError(item.source, f"too short: {audio.shape[0]} samples, a mel needs at least {min_samples}")
         with torch.inference_mode():

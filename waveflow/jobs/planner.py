@@ -1,43 +1,50 @@
 """The one planner of the folder jobs (``mel``, ``vocode``, ``synth``): plan first, then work.
 
-Planning resolves every input to its output path before anything is computed:
+Planning (:func:`make_plan`) resolves every input to its output path once, before anything is loaded or
+computed (a command makes the plan, then loads its model, then hands both to the job):
 
-- the output folder is checked (:func:`~.outputs.check_output_dir`) and, when it lies inside an input folder,
-  left out of the inputs;
+- the output folder is checked (:func:`~.outputs.check_output_dir`, its scratch area included) and, when it lies
+  inside an input folder, left out of the inputs;
 - two inputs that would write one output (``spk1/utt.npy`` and ``spk2/utt.npy`` given as two folders, or
   ``a.wav`` beside ``a.flac``) are refused up front, naming both; an output that would replace an input too;
+- an output the file system cannot take (a name longer than it allows) or that would be written through a
+  symbolic link inside the output folder is refused for that file alone, reported by name with the others done;
 - the list is shared out (:mod:`.shard`), and outputs that exist are skipped unless ``overwrite`` (so an
   interrupted run resumes).
 
 Working never stops on a bad file: it is reported by name and reason, the others are processed. Outputs go
-through :class:`~.outputs.Scratch` (complete or absent, whatever kills the job); a full disk stops the job with
-one message; Ctrl-C or SIGTERM stops it between files; either way the summary says what was written, skipped,
-failed and not done, and how to continue.
+through :class:`~.scratch.Scratch` (complete or absent, whatever kills the job); a full disk stops the job with
+one message; Ctrl-C or SIGTERM stops it between files (:class:`~waveflow.train.utils.StopSignals`, the policy
+training uses too); either way the summary says what was written, skipped, failed and not done, and how to
+continue.
 """
 
 from __future__ import annotations
 
-import signal
-import threading
+import hashlib
+import os
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
+from ..train.utils import StopRequested, StopSignals
 from .discover import BatchError, Found, Item, discover, kinds
-from .outputs import DiskFull, Scratch, check_output_dir
+from .outputs import DiskFull, check_output_dir, exists, name_limit, output_problem
+from .scratch import Scratch
 from .shard import Part
 from .summary import Summary, merge
 
-__all__ = ["BatchError", "Item", "Plan", "Summary", "check_output_dir", "discover", "make_plan", "run_per_file"]
+__all__ = ["BatchError", "Item", "Plan", "Summary", "check_output_dir", "discover", "file_seed", "make_plan",
+           "run_per_file"]
 
 
 @dataclass
 class Plan:
-    """A planned job: this part's windows of items (see :mod:`.shard`), each with its output path."""
+    """A planned job: this part's windows of items (see :mod:`.shard`), each with its output path; ``refused``:
+    the items whose output cannot be written, with the reason (they fail, the others are done)."""
 
     out_dir: Path
     suffix: str
@@ -45,21 +52,29 @@ class Plan:
     windows: list[list[Item]]
     part: Part
     overwrite: bool = False
+    refused: dict[Item, str] = field(default_factory=dict)
 
     def dest(self, item: Item) -> Path:
         return self.out_dir / item.relative.with_suffix(self.suffix)
 
     def todo(self, window: list[Item]) -> list[Item]:
-        return [it for it in window if self.overwrite or not self.dest(it).exists()]
+        return [it for it in window if it not in self.refused and (self.overwrite or not exists(self.dest(it)))]
 
     def summary(self) -> Summary:
-        """An empty summary of this part, with the discovery notes."""
-        return Summary(notes=self.found.notes(), shard=self.part.label)
+        """A summary of this part before any work: the discovery notes, the refused outputs as failures, the
+        finished outputs as skipped, and what is to do as ``left``."""
+        summary = Summary(notes=self.found.notes(), shard=self.part.label)
+        for item in (it for w in self.windows for it in w if it in self.refused):
+            summary.fail(item.source, self.refused[item])
+        summary.left = sum(len(self.todo(w)) for w in self.windows)
+        summary.skipped = sum(map(len, self.windows)) - summary.left - summary.failed
+        return summary
 
 
 def make_plan(inputs: Iterable[str | Path], out_dir: str | Path, extensions: Iterable[str], suffix: str, *,
               overwrite: bool = False, part: Part | None = None, window: int | Callable[[int], int] = 1) -> Plan:
-    """Discover the inputs, map them to outputs, check the output folder and collisions, take this part.
+    """Discover the inputs, map them to outputs, check the output folder, collisions and output names, take
+    this part.
 
     Args:
         extensions: input file types (lower case, with the dot).
@@ -78,9 +93,15 @@ def make_plan(inputs: Iterable[str | Path], out_dir: str | Path, extensions: Ite
         raise BatchError(f"no {kinds(tuple(extensions))} files in {', '.join(inputs)}" +
                          (f" ({left_out})" if left_out else ""))
     check_collisions(found.items, Path(out_dir), out, suffix, inputs)
+    limit, links = name_limit(Path(out_dir)), {}
+    refused = {}
+    for item in found.items:
+        problem = output_problem(Path(out_dir), item.relative.with_suffix(suffix), limit, links)
+        if problem:
+            refused[item] = problem
     size = window(len(found.items)) if callable(window) else window
     part = part or Part()
-    return Plan(Path(out_dir), suffix, found, part.take(found.items, size), part, overwrite)
+    return Plan(Path(out_dir), suffix, found, part.take(found.items, size), part, overwrite, refused)
 
 
 def check_collisions(items: list[Item], out_dir: Path, resolved_out: Path, suffix: str, inputs: list[str]) -> None:
@@ -107,79 +128,63 @@ def check_collisions(items: list[Item], out_dir: Path, resolved_out: Path, suffi
                                               "another -o")
 
 
-# ---------------------------------------------------------------------------------------------- working
-class JobInterrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT) or SIGTERM (e.g. from a cluster scheduler): the job stops cleanly between files."""
+def file_seed(seed: int, key: Path | str) -> int:
+    """A file's 63-bit latent seed from the base seed and its relative path (``key``), from the path's bytes
+    (``os.fsencode``), so any name the file system allows has one. For names that are valid UTF-8 it equals
+    :func:`waveflow.inference.runtime.derive_seed` (``seed``, the name as text), as it always did."""
+    name = os.fsencode(key.as_posix() if isinstance(key, Path) else key)
+    digest = hashlib.blake2b(f"{seed}\0".encode() + name, digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
 
-    def __init__(self, signame: str):
-        super().__init__(signame)
-        self.signame = signame
+
+# ---------------------------------------------------------------------------------------------- working
+JobInterrupted = StopRequested  # the name the jobs knew it by
+
+
+def stop_signals() -> StopSignals:
+    """The stop policy while a job works (see :class:`~waveflow.train.utils.StopSignals`): the first signal
+    stops it where it is; the file under way is dropped, finished outputs stay."""
+    return StopSignals(at_once=True)
 
 
 def interrupted_by(error: KeyboardInterrupt) -> str:
-    return error.signame if isinstance(error, JobInterrupted) else "SIGINT"
-
-
-@contextmanager
-def sigterm_stops_cleanly() -> Iterator[None]:
-    """While a job works, SIGINT and SIGTERM stop it cleanly (between files, with a summary). Once it is
-    stopping, a SIGTERM (a launcher passing Ctrl-C on to its workers) is ignored so the clean-up finishes; a
-    second Ctrl-C interrupts at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    stopping = []
-
-    def stop(signum, frame):
-        name = signal.Signals(signum).name
-        if not stopping:
-            stopping.append(name)
-            raise JobInterrupted(name)
-        if name == "SIGINT":
-            raise KeyboardInterrupt
-
-    before = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in before.items():
-            signal.signal(s, handler)
+    return error.signame if isinstance(error, StopRequested) else "SIGINT"
 
 
 def run_per_file(
     plan: Plan,
-    process: Callable[[Item, Path], float],
+    process: Callable[[Item, Path, Path], float],
     desc: str = "processing",
     expected_errors: tuple[type[BaseException], ...] = (ValueError, OSError),
     progress: bool = True,
     summary: Summary | None = None,
 ) -> Summary:
-    """Run ``process(item, temporary output path) -> audio seconds`` on each planned file of this part.
+    """Run ``process(item, temporary output path, path to read) -> audio seconds`` on each planned file of this
+    part.
 
-    ``process`` writes the output to the path it is given; it is moved onto the real output when complete.
+    ``process`` reads the input from the path it is given (``item.source``, or a link to it with a name soundfile
+    takes) and writes the output to the temporary path; that is moved onto the real output when complete.
     Never stops on a bad file; stops on a full disk, Ctrl-C or SIGTERM (see the module docstring).
     """
     summary = summary or plan.summary()
     start = time.perf_counter()
-    items = [it for w in plan.windows for it in w]
-    todo = [it for it in items if plan.overwrite or not plan.dest(it).exists()]
-    summary.skipped += len(items) - len(todo)
-    summary.left = len(todo)
+    todo = [it for w in plan.windows for it in plan.todo(w)]
     main = plan.part.launch is None or plan.part.launch.main
     bar = tqdm(todo, desc=desc, unit="file", disable=not (progress and main) or None, dynamic_ncols=True)
-    with Scratch(plan.out_dir) as scratch, sigterm_stops_cleanly():
+    with Scratch(plan.out_dir) as scratch, stop_signals():
         try:
             for item in bar:
+                source = item.source
                 try:
-                    with scratch.output(plan.dest(item)) as tmp:
-                        seconds = process(item, tmp)
+                    with scratch.output(plan.dest(item)) as tmp, scratch.readable(item.source) as source:
+                        seconds = process(item, tmp, source)
                     summary.audio_seconds += seconds
                     summary.ok += 1
                 except DiskFull as e:
                     summary.stopped = str(e)
                     break
                 except expected_errors as e:
-                    summary.fail(item.source, reason_of(e, item.source))
+                    summary.fail(item.source, reason_of(e, item.source, read_as=source))
                 except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
                     summary.fail(item.source, f"unexpected {type(e).__name__}: {e}")
                 summary.left -= 1
@@ -207,6 +212,8 @@ def conclude(summary: Summary, plan: Plan) -> Summary:
     return merged
 
 
-def reason_of(error: BaseException, path: Path) -> str:
-    """The error's message without a leading ``path: `` (the report already names the file)."""
-    return str(error).removeprefix(f"{path}: ")
+def reason_of(error: BaseException, path: Path, read_as: Path | None = None) -> str:
+    """The error's message without a leading ``path: `` (the report already names the file); ``read_as``, the
+    link ``path`` was read through, is named as ``path``."""
+    text = str(error) if read_as is None else str(error).replace(str(read_as), str(path))
+    return text.removeprefix(f"{path}: ")

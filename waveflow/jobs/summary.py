@@ -4,6 +4,7 @@ continue; merged across processes when several shared the work."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -81,11 +82,11 @@ class Summary:
     def report(self, stream=None, what: str = "files") -> None:
         stream = stream or sys.stderr
         for note in self.notes:
-            print(f"note: {note}", file=stream)
+            print(f"note: {printable(note)}", file=stream)
         for w in self.warnings:
-            print(f"warning: {w.path}: {w.reason}", file=stream)
+            print(f"warning: {printable(w.path)}: {printable(w.reason)}", file=stream)
         for f in self.failures:
-            print(f"failed: {f.path}: {f.reason}", file=stream)
+            print(f"failed: {printable(f.path)}: {printable(f.reason)}", file=stream)
         line = f"{self.ok} {what} written, {self.skipped} skipped (already done), {self.failed} failed"
         if self.left:
             line += f", {self.left} not done"
@@ -115,6 +116,11 @@ class Summary:
     def write_json(self, path: Path) -> None:
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def printable(text: str) -> str:
+    """``text`` with the bytes of names that are not UTF-8 written as ``\\xff`` (any stream can take it)."""
+    return os.fsencode(text).decode("utf-8", "backslashreplace")
 
 
 def merge(parts: list[dict]) -> Summary:

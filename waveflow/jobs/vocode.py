@@ -1,84 +1,50 @@
 """``waveflow vocode``: mel files -> audio, in length buckets, on one Vocoder (``synth`` is :mod:`.synth`).
 
-The output tree mirrors the input tree. Every mel file is validated on its own (see
-:func:`waveflow.mel_io.read_mel`); a bad one is reported by name and reason and the others are written.
-The job is planned first (:mod:`.planner`: output folder, collisions, what is already done), outputs are
-written atomically, existing ones are skipped unless ``overwrite`` (so an interrupted run resumes), inputs are
-never modified, and clipping is reported (or fixed with ``rescale``).
+The job is planned first (:mod:`.planner`: discovery, output folder, collisions, output names), then the model is
+loaded, then :func:`vocode_files` does the plan's files. The output tree mirrors the input tree. Every mel file is
+opened on its own from its header (see :func:`waveflow.mel_io.open_mel`); a bad one is reported by name and
+reason and the others are written, and one longer than ``max_seconds`` fails, naming its length, before any of
+it is read. Outputs are written atomically, existing ones are skipped unless ``overwrite`` (so an interrupted
+run resumes), inputs are never modified, and clipping is reported (or fixed with ``rescale``).
 
-Each file's latent is seeded by ``derive_seed(seed, relative path)``, and the :class:`~waveflow.inference.Vocoder`
-makes a batched item as it would make it alone (to float rounding), so a file's audio does not depend on which
-other files share its batch, on ``batch_frames`` or on ``jobs``. Batches are formed within windows of
-consecutive planned files (:mod:`.shard`), so they are the same, and the audio the same bit for bit, whether
-one process does the job or many share it.
+Mels up to the vocoder's ``chunk_frames`` are read whole and batched; longer ones are checked in one pass, then
+read, vocoded (:meth:`~waveflow.inference.Vocoder.stream`) and written (:class:`~.writing.BlockWriter`) a chunk
+at a time, so memory does not grow with a mel's length (a 3-hour ``.npy`` mel takes no more than a short one).
+
+Each file's latent is seeded by ``file_seed(seed, relative path)``, and the :class:`~waveflow.inference.Vocoder`
+makes a batched item as it would make it alone (to float rounding), and a streamed one as :meth:`vocode` would,
+so a file's audio does not depend on which other files share its batch, on ``batch_frames`` or on ``jobs``.
+Batches are formed within windows of consecutive planned files (:mod:`.shard`), so they are the same, and the
+audio the same bit for bit, whether one process does the job or many share it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from ..audio import count_clipped, save_audio
 from ..inference import Vocoder
-from ..inference.runtime import derive_seed
-from ..mel_io import MEL_EXTENSIONS, MelFileError, read_mel
-from .discover import BatchError, Item
-from .outputs import DiskFull, Scratch
-from .planner import Summary, conclude, interrupted_by, make_plan, sigterm_stops_cleanly
-from .shard import Part, batch_window
+from ..mel_io import MelFileError, MelSource, open_mel
+from .discover import Item
+from .outputs import DiskFull
+from .planner import Plan, Summary, conclude, file_seed, interrupted_by, reason_of, stop_signals
+from .scratch import Scratch
+from .writing import FORMATS, SUBTYPES, BlockWriter, JobOptions, OutputOptions, write_audio
 
-FORMATS = ("wav", "flac")
-SUBTYPES = ("PCM_16", "FLOAT")
-RESCALE_PEAK = 0.999  # peak after --rescale (just under full scale, so 16-bit PCM does not clip)
+__all__ = ["FORMATS", "SUBTYPES", "JobOptions", "OutputOptions", "buckets", "vocode_files"]
 
 
-@dataclass
-class OutputOptions:
-    """How audio files are written. ``rescale``: scale a clipping output to ``RESCALE_PEAK`` instead of
-    clipping it (reported either way)."""
-
-    fmt: str = "wav"
-    subtype: str = "PCM_16"
-    rescale: bool = False
-
-    def __post_init__(self) -> None:
-        if self.fmt not in FORMATS:
-            raise BatchError(f"output format must be one of {', '.join(FORMATS)}, got {self.fmt!r}")
-        if self.subtype not in SUBTYPES:
-            raise BatchError(f"subtype must be one of {', '.join(SUBTYPES)}, got {self.subtype!r}")
-        if self.fmt == "flac" and self.subtype == "FLOAT":
-            raise BatchError("FLAC has no float subtype: use --subtype PCM_16, or --format wav for float output")
-
-
-def write_audio(dst: Path, audio: np.ndarray, sample_rate: int, options: OutputOptions, summary: Summary,
-                name: str | Path) -> None:
-    """Write one output atomically, reporting (or rescaling) clipping in ``summary``."""
-    clipped = count_clipped(audio)
-    if clipped:
-        peak = float(np.abs(audio).max())
-        if options.rescale:
-            audio = audio * (RESCALE_PEAK / peak)
-            summary.warn(name, f"{clipped} samples beyond full scale (peak {peak:.3f}); rescaled by {RESCALE_PEAK / peak:.3f}")
-        elif options.subtype != "FLOAT":
-            summary.warn(name, f"{clipped} samples clipped (peak {peak:.3f}); use --rescale to scale instead")
-    save_audio(dst, audio, sample_rate, subtype=options.subtype)
-
-
-def buckets(frames: list[int], batch_frames: int, max_single: int) -> list[list[int]]:
+def buckets(frames: list[int], batch_frames: int) -> list[list[int]]:
     """Indices grouped into batches of similar length whose padded size (items x longest) stays within
-    ``batch_frames``; items longer than ``max_single`` (made in chunks) go alone."""
+    ``batch_frames``."""
     order = sorted(range(len(frames)), key=lambda i: frames[i])
     out, current = [], []
     for i in order:
-        if frames[i] > max_single:
-            out.append([i])
-        elif current and (len(current) + 1) * frames[i] > batch_frames:
+        if current and (len(current) + 1) * frames[i] > batch_frames:
             out.append(current)
             current = [i]
         else:
@@ -86,36 +52,21 @@ def buckets(frames: list[int], batch_frames: int, max_single: int) -> list[list[
     return out + ([current] if current else [])
 
 
-def vocode_files(
-    inputs: Iterable[str | Path], out_dir: str | Path, vocoder: Vocoder, *, options: OutputOptions | None = None,
-    batch_frames: int = 4096, overwrite: bool = False, jobs: int = 4, mel_layout: str = "auto",
-    mel_scale: str = "ln", seed: int = 1234, progress: bool = True, part: Part | None = None,
-) -> Summary:
-    """Vocode mel files/folders/globs into ``out_dir`` (mirrored tree); see the module docstring.
-
-    Args:
-        vocoder: makes the audio (device, dtype, sigma, denoiser).
-        batch_frames: padded mel frames per batch (items x longest); 1 disables batching.
-        jobs: threads reading mels and writing audio.
-        mel_layout, mel_scale: how mel files are read (see :func:`waveflow.mel_io.load_mel`).
-        seed: base seed; each file's latent is seeded by ``derive_seed(seed, relative path)``.
-        part: this process's share of the files (:mod:`.shard`); batches never cross its windows.
-    """
-    options = options or OutputOptions()
-    plan = make_plan(inputs, out_dir, MEL_EXTENSIONS, f".{options.fmt}", overwrite=overwrite, part=part,
-                     window=batch_window)
+def vocode_files(plan: Plan, vocoder: Vocoder, options: JobOptions | None = None) -> Summary:
+    """Vocode the plan's mel files (:func:`~.planner.make_plan` with :data:`~waveflow.mel_io.MEL_EXTENSIONS`)
+    into its output folder; see the module docstring. ``plan.part``: this process's share, whose windows
+    batches never cross."""
+    options = options or JobOptions()
     summary, start = plan.summary(), time.perf_counter()
     todo = [plan.todo(w) for w in plan.windows]
-    summary.left = sum(map(len, todo))
-    summary.skipped = sum(map(len, plan.windows)) - summary.left
     main = plan.part.launch is None or plan.part.launch.main
-    bar = tqdm(total=summary.left, desc="vocode", unit="file", disable=not (progress and main) or None,
+    bar = tqdm(total=summary.left, desc="vocode", unit="file", disable=not (options.progress and main) or None,
                dynamic_ncols=True)
-    with Scratch(plan.out_dir) as scratch, sigterm_stops_cleanly(), ThreadPoolExecutor(max(1, jobs)) as pool:
+    with Scratch(plan.out_dir) as scratch, stop_signals(), ThreadPoolExecutor(max(1, options.jobs)) as pool:
         run = _Run(plan, vocoder, options, summary, scratch, pool, bar)
         try:
             for window in todo:
-                run.window(window, batch_frames, mel_layout, mel_scale, seed)
+                run.window(window)
                 run.collect()
                 if summary.stopped:
                     break
@@ -131,40 +82,88 @@ def vocode_files(
 
 
 class _Run:
-    """One vocode job at work: windows of mels in, length buckets through the vocoder, writes queued."""
+    """One vocode job at work: windows of mels in, length buckets (or chunks) through the vocoder, writes queued."""
 
-    def __init__(self, plan, vocoder: Vocoder, options: OutputOptions, summary: Summary, scratch: Scratch,
+    def __init__(self, plan: Plan, vocoder: Vocoder, options: JobOptions, summary: Summary, scratch: Scratch,
                  pool: ThreadPoolExecutor, bar):
         self.plan, self.vocoder, self.options, self.summary = plan, vocoder, options, summary
         self.scratch, self.pool, self.bar = scratch, pool, bar
         self.writes: list[tuple[Item, Future, float]] = []
 
-    def window(self, items: list[Item], batch_frames: int, layout: str, scale: str, seed: int) -> None:
-        voc, summary = self.vocoder, self.summary
-        loaded = list(self.pool.map(lambda it: _read(it.source, voc.n_mels, layout, scale), items))
-        good = []
-        for item, (mel, notes, error) in zip(items, loaded):
-            for note in notes:
-                summary.warn(item.source, note)
+    def done(self, item: Item, error: str | None = None) -> None:
+        """``item`` is over without a queued write: failed (``error``) or written here."""
+        if error:
+            self.summary.fail(item.source, error)
+        self.summary.left -= 1
+        self.bar.update(1)
+
+    def window(self, items: list[Item]) -> None:
+        voc, o = self.vocoder, self.options
+        sources = list(self.pool.map(lambda it: _attempt(open_mel, it.source, voc.n_mels, o.mel_layout, o.mel_scale),
+                                     items))
+        short, long = [], []
+        for item, (source, error) in zip(items, sources):
+            error = error or o.too_long(source.frames * voc.hop_length / voc.sample_rate)
             if error:
-                summary.fail(item.source, error)
-                summary.left -= 1
-                self.bar.update(1)
+                self.done(item, error)
             else:
-                good.append((item, mel))
-        for batch in buckets([m.shape[1] for _, m in good], batch_frames, voc.chunk_frames):
+                (short if source.frames <= voc.chunk_frames else long).append((item, source))
+        read = list(self.pool.map(lambda pair: _attempt(MelSource.read, pair[1]), short))
+        good = []
+        for (item, _), (result, error) in zip(short, read):
+            if error:
+                self.done(item, error)
+                continue
+            mel, notes = result
+            for note in notes:
+                self.summary.warn(item.source, note)
+            good.append((item, mel))
+        for batch in buckets([m.shape[1] for _, m in good], o.batch_frames):
             chosen = [good[i] for i in batch]
-            for (item, _), audio in zip(chosen, _vocode_batch(voc, chosen, seed, summary)):
+            for (item, _), audio in zip(chosen, _vocode_batch(voc, chosen, o.seed, self.summary)):
                 if audio is None:
-                    summary.left -= 1
+                    self.summary.left -= 1
                 else:
                     fut = self.pool.submit(self._write, self.plan.dest(item), audio, item.source)
                     self.writes.append((item, fut, audio.shape[0] / voc.sample_rate))
                 self.bar.update(1)
+        for item, source in long:
+            self.stream(item, source)
+
+    def stream(self, item: Item, source: MelSource) -> None:
+        """Check a long mel in one pass, then vocode it chunk by chunk straight into its output."""
+        voc, summary = self.vocoder, self.summary
+        try:
+            for note in source.check():
+                summary.warn(item.source, note)
+            seconds = source.frames * voc.hop_length / voc.sample_rate
+            dst = self.plan.dest(item)
+            with self.scratch.output(dst, size_hint=source.frames * voc.hop_length * 4) as tmp:
+                writer = BlockWriter(tmp, voc.sample_rate, self.options.output, source.frames * voc.hop_length,
+                                     self.scratch)
+                try:
+                    for audio in voc.stream(source.pieces(voc.chunk_frames), seed=file_seed(self.options.seed,
+                                                                                            item.relative)):
+                        writer.write(audio.cpu().numpy())
+                    writer.finish(summary, item.source)
+                finally:
+                    writer.close()
+        except DiskFull as e:
+            summary.stopped = str(e)
+            return  # not done: counted in summary.left
+        except (OSError, ValueError, RuntimeError) as e:  # a bad stretch, a vocoding failure, a write error
+            self.done(item, reason_of(e, item.source))
+            return
+        except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
+            self.done(item, f"unexpected {type(e).__name__}: {e}")
+            return
+        summary.ok += 1
+        summary.audio_seconds += seconds
+        self.done(item)
 
     def _write(self, dst: Path, audio: np.ndarray, name: Path) -> None:
         with self.scratch.output(dst, size_hint=audio.nbytes) as tmp:
-            write_audio(tmp, audio, self.vocoder.sample_rate, self.options, self.summary, name)
+            write_audio(tmp, audio, self.vocoder.sample_rate, self.options.output, self.summary, name)
 
     def collect(self) -> None:
         """Wait for the queued writes and count them; a full disk stops the job (``summary.stopped``)."""
@@ -183,20 +182,20 @@ class _Run:
         self.writes.clear()
 
 
-def _read(path: Path, n_mels: int, layout: str, scale: str):
+def _attempt(func, *args):
+    """``(func(*args), None)``, or ``(None, reason)`` when it fails (one bad file must not stop the batch)."""
     try:
-        mel, notes = read_mel(path, n_mels, layout, scale)
-        return mel, notes, None
+        return func(*args), None
     except MelFileError as e:
-        return None, [], e.reason
-    except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
-        return None, [], f"unexpected {type(e).__name__}: {e}"
+        return None, e.reason
+    except Exception as e:  # noqa: BLE001
+        return None, f"unexpected {type(e).__name__}: {e}"
 
 
 def _vocode_batch(vocoder: Vocoder, chosen, seed: int, summary: Summary) -> list[np.ndarray | None]:
     """Audio of one batch; if the batch fails (e.g. out of memory), each file is retried alone."""
     mels = [mel for _, mel in chosen]
-    seeds = [derive_seed(seed, item.relative.as_posix()) for item, _ in chosen]
+    seeds = [file_seed(seed, item.relative) for item, _ in chosen]
     try:
         return [a.cpu().numpy() for a in vocoder.vocode(mels, seed=seeds)]
     except Exception as e:  # noqa: BLE001 - retried one by one below, which names the file that fails

@@ -74,16 +74,30 @@ class NonFiniteGuard:
 
 
 # ---------------------------------------------------------------------------------------------- signals
+class StopRequested(KeyboardInterrupt):
+    """The first SIGINT or SIGTERM under ``StopSignals(at_once=True)``, raised where the work is."""
+
+    def __init__(self, signame: str):
+        super().__init__(signame)
+        self.signame = signame
+
+
 class StopSignals:
-    """While training, SIGINT (Ctrl-C) and SIGTERM (a cluster scheduler's notice) ask for a clean stop: the
-    trainer saves a state after the step under way and ends as ``train.max_minutes`` would. A second Ctrl-C
-    stops at once (the last complete state is still there); other repeats (a launcher passing SIGTERM on to its
-    workers) let the save finish. A context; outside the main thread it does nothing.
+    """The one stop policy of waveflow's long runs (training, and the folder jobs of :mod:`waveflow.jobs`).
+
+    The first SIGINT (Ctrl-C) or SIGTERM (a cluster scheduler's notice) asks for a clean stop: training
+    (``at_once=False``) records it in :attr:`received` and saves a state after the step under way, ending as
+    ``train.max_minutes`` would; a folder job (``at_once=True``) gets :class:`StopRequested` raised where it is,
+    drops the file under way (its temporary goes; finished outputs stay) and reports what is left. While it
+    stops, a Ctrl-C stops at once (``KeyboardInterrupt``: the user means now), and a SIGTERM is ignored (a
+    launcher passes Ctrl-C on to its workers that way) so the clean-up finishes. A context; outside the main
+    thread (where Python delivers no signals) it does nothing.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self) -> None:
+    def __init__(self, at_once: bool = False) -> None:
+        self.at_once = at_once
         self.received: str | None = None
         self._before: dict = {}
 
@@ -99,11 +113,13 @@ class StopSignals:
 
     def _handle(self, signum, frame) -> None:
         name = signal.Signals(signum).name
-        if self.received == "SIGINT" and name == "SIGINT":  # Ctrl-C twice: the user means now
-            raise KeyboardInterrupt
-        if self.received:  # e.g. the SIGTERM a launcher sends its workers after Ctrl-C: the save goes on
-            return
+        if self.received:
+            if name == "SIGINT":  # Ctrl-C while stopping: the user means now
+                raise KeyboardInterrupt
+            return  # e.g. the SIGTERM a launcher sends its workers after Ctrl-C: the clean-up goes on
         self.received = name
+        if self.at_once:
+            raise StopRequested(name)
         logging.getLogger("waveflow.train").warning(
             "%s: saving a state after this step, then stopping (Ctrl-C again stops at once)", name)
 

@@ -159,6 +159,16 @@ def test_griffin_lim_inverts_the_mel(speech_22k):
 
 
 # ---------------------------------------------------------------------------------------------- eval command
+def test_eval_with_the_default_voice_notes_it_once(tmp_path, capsys):
+    t = np.arange(SR) / SR
+    sf.write(str(tmp_path / "a.wav"), 0.3 * np.sin(2 * np.pi * 150 * t), SR, subtype="PCM_16")
+    code = main(["eval", str(tmp_path / "a.wav"), "--griffin-lim-iters", "0", "--no-pesq", "--no-stoi", "--no-f0",
+                 "--no-progress"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert err.count("note: using the bundled 'starter' voice") == 1, err
+
+
 @pytest.mark.slow
 def test_eval_end_to_end(tmp_path, capsys):
     clips = tmp_path / "clips"

@@ -12,7 +12,6 @@ from .common import (
     add_vocoder_options,
     default_of,
     make_vocoder,
-    note_default_voice,
     run_audio_job,
 )
 
@@ -124,7 +123,6 @@ def run_eval(args) -> int:
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     which = MetricSet(pesq=not args.no_pesq, stoi=not args.no_stoi, f0=not args.no_f0)
-    note_default_voice(args.checkpoint)
     checkpoint = load_checkpoint(args.checkpoint, weight_norm=False)
     result = evaluate(make_vocoder(args, checkpoint), files, checkpoint=checkpoint, which=which,
                       griffin_lim_iters=args.griffin_lim_iters, seed=args.seed, progress=not args.no_progress)

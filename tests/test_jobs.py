@@ -453,3 +453,67 @@ def test_dtype_advice_names_what_works_on_the_device(monkeypatch):
     with pytest.raises(rt.DeviceError, match=r"use --dtype float32$"):
         rt.resolve_dtype("bfloat16", "cpu")
     assert rt.resolve_dtype("float32", "cpu") == torch.float32
+
+
+# ---------------------------------------------------------------------------------------------- plan first, one policy
+def test_the_plan_is_made_once_before_the_model_loads(tmp_path, checkpoint, monkeypatch, capsys):
+    """Discovery, collisions and the output check happen once, before any model loads (issue 19)."""
+    import functools
+
+    from waveflow.inference import Vocoder
+    from waveflow.jobs import planner
+
+    events = []
+    real_check, real_discover, real_init = planner.check_output_dir, planner.discover, Vocoder.__init__
+
+    @functools.wraps(real_init)
+    def init(self, *a, **k):
+        events.append("model")
+        real_init(self, *a, **k)
+
+    monkeypatch.setattr(planner, "check_output_dir", lambda *a: events.append("output check") or real_check(*a))
+    monkeypatch.setattr(planner, "discover", lambda *a, **k: events.append("discovery") or real_discover(*a, **k))
+    monkeypatch.setattr(Vocoder, "__init__", init)
+    mels = tmp_path / "mels"
+    mel_tree(mels, 3)
+    for command, inputs in (("vocode", [str(mels)]), ("synth", [str(tmp_path / "wavs")])):
+        tone(tmp_path / "wavs" / "t.wav")
+        events.clear()
+        assert main([command, *inputs, "-o", str(tmp_path / f"out-{command}"), "--checkpoint", str(checkpoint),
+                     "--no-progress"]) == 0
+        assert events == ["output check", "discovery", "model"], (command, events)
+    events.clear()  # a collision is found without loading anything (the checkpoint need not even exist)
+    for spk in ("spk1", "spk2"):
+        (tmp_path / spk).mkdir()
+        np.save(tmp_path / spk / "utt.npy", ln_mel(8, seed=1))
+    assert main(["vocode", str(tmp_path / "spk1"), str(tmp_path / "spk2"), "-o", str(tmp_path / "o"), "--checkpoint",
+                 str(tmp_path / "missing.pt")]) == 1
+    assert "would be written by two inputs" in capsys.readouterr().err and "model" not in events
+
+
+@pytest.mark.parametrize("at_once", [False, True])
+def test_one_stop_policy_for_training_and_jobs(at_once):
+    """train.utils.StopSignals is the policy of both: the first SIGINT/SIGTERM asks for a stop (training: a flag
+    read after the step; jobs: raised where the work is), a repeated SIGTERM is ignored, a Ctrl-C then stops at once."""
+    from waveflow.jobs.planner import stop_signals
+    from waveflow.train.utils import StopRequested, StopSignals
+
+    assert isinstance(stop_signals(), StopSignals) and stop_signals().at_once
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    with StopSignals(at_once=at_once) as stop:
+        if at_once:
+            with pytest.raises(StopRequested) as first:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(1)
+            assert first.value.signame == "SIGTERM"
+        else:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)
+        assert stop.received == "SIGTERM"
+        os.kill(os.getpid(), signal.SIGTERM)  # a launcher passing the stop on: the clean-up goes on
+        time.sleep(0.1)
+        with pytest.raises(KeyboardInterrupt) as now:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        assert not isinstance(now.value, StopRequested)
+    assert {s: signal.getsignal(s) for s in before} == before

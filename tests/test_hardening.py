@@ -268,6 +268,19 @@ def test_5_a_32_hour_mel_fails_by_its_length_and_the_others_are_done(tmp_path, v
         assert rc == 1 and "1 skipped (already done), 1 failed" in err and "32.00 h" in err, err
 
 
+def test_5_synth_refuses_a_long_recording_from_its_header(tmp_path, voice, capsys):
+    src = tmp_path / "wavs"
+    src.mkdir()
+    sf.write(str(src / "long.wav"), np.zeros(10 * 16000, np.float32), 16000)
+    sf.write(str(src / "short.wav"), np.zeros(8000, np.float32), 16000)
+    args = ["synth", str(src), "-o", str(tmp_path / "out"), "--checkpoint", str(voice), "--no-progress"]
+    assert main([*args, "--max-seconds", "5"]) == 1
+    err = capsys.readouterr().err
+    assert f"failed: {src / 'long.wav'}: too long: it would make 10.0 s of audio; --max-seconds is 5" in err, err
+    assert os.listdir(tmp_path / "out") == ["short.wav"]
+    assert main([*args, "--max-seconds", "0"]) == 0  # no limit
+
+
 # ------------------------------------------------------------------------------------------- 6. deep nesting
 @pytest.mark.parametrize("route", ["file", "override"])
 def test_6_fifty_thousand_brackets_are_one_message(tmp_path, route):

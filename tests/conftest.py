@@ -10,6 +10,8 @@ Fixtures:
 Helpers (import them: ``from conftest import randomize_ends``):
     randomize_ends(model, std, seed): give every WN end conv non-zero weights. Zero-initialised end convs
         make each coupling the identity and hide bugs in the coupling, its inverse and its log-det.
+    voiced(T, sr, f0, seed): a voice-like float64 signal (a gliding harmonic source), so that the
+        source-filter prior's pitch predictor is on.
 """
 
 from __future__ import annotations
@@ -26,6 +28,18 @@ import torch
 
 from waveflow import WaveGlowConfig
 from waveflow.flows.wavenet import randomize_ends  # noqa: F401 - handed on to the tests
+
+
+def voiced(T: int, sr: int, f0=(110.0, 190.0), seed: int = 0) -> np.ndarray:
+    """A voice-like float64 signal: a gliding harmonic source (1/k amplitudes, random phases), a slow loudness
+    contour, a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(T) / sr
+    phase = 2 * np.pi * np.cumsum(np.geomspace(*f0, T)) / sr
+    x = sum(np.sin(k * phase + rng.uniform(0, 2 * np.pi)) / k for k in range(1, int(sr / 2 / f0[1])))
+    x *= 0.5 + 0.4 * np.sin(2 * np.pi * 1.5 * t + rng.uniform(0, 6))
+    return 0.1 * x + 0.002 * rng.standard_normal(T)
+
 
 SPEECH_RATE = 22050
 SPEECH_TEXTS = (

@@ -2,9 +2,13 @@
 
 from .coupling import AffineCoupling
 from .invconv import InvConv1x1
+from .pitch import PitchPredictor, mel_pitch
 from .prior import SpectralPrior, imdct, mdct
+from .priors import PRIOR_NAMES, PRIORS, build_prior
+from .source_filter import SourceFilterPrior
 from .wavenet import WN, apply_weight_norm, remove_weight_norm
 
 __all__ = [
-    "WN", "AffineCoupling", "InvConv1x1", "SpectralPrior", "apply_weight_norm", "imdct", "mdct", "remove_weight_norm",
+    "PRIORS", "PRIOR_NAMES", "WN", "AffineCoupling", "InvConv1x1", "PitchPredictor", "SourceFilterPrior",
+    "SpectralPrior", "apply_weight_norm", "build_prior", "imdct", "mdct", "mel_pitch", "remove_weight_norm",
 ]

@@ -141,12 +141,15 @@ class Vocoder:
             raise ValueError(f"mel must be ({self.n_mels}, frames) with frames >= 1, got shape {tuple(mel.shape)}")
         return mel
 
-    def _infer(self, mels: Sequence[torch.Tensor], latents: Sequence[torch.Tensor], sigma: float) -> list[torch.Tensor]:
+    def _infer(self, mels: Sequence[torch.Tensor], latents: Sequence[torch.Tensor], sigma: float,
+               known: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Padded batch of ``(n_mels, F_i)`` mels and ``(n_group, F_i * hop / n_group)`` standard-normal latents
-        -> ``[(F_i * hop,)]`` float32 on the device."""
+        -> ``[(F_i * hop,)]`` float32 on the device. ``known``: one item's first samples already made (a stream
+        chunk of a model with a recursive prior; see :mod:`waveflow.flows.priors`)."""
         frames = [m.shape[1] for m in mels]
         # One batch per length where padding masks cannot keep items apart: a custom or fused inverse has no
-        # masks, and the spectral prior's lapped transform wraps each item's end onto its start.
+        # masks, and a prior's lapped transform treats each item's last frame as the clip's end (a padded
+        # item's is not).
         if (self._inverse is not None or self.model.prior is not None) and len(set(frames)) > 1:
             out: list[torch.Tensor | None] = [None] * len(mels)
             for n in set(frames):
@@ -166,7 +169,11 @@ class Vocoder:
                 ends = torch.tensor(frames, device=self.device) * (self.hop_length // g)
                 self._mask.mask = (steps[None, :] < ends[:, None]).to(self.dtype)[:, None, :]
             try:
-                audio = (self._inverse or self.model.inverse)(z, mel)
+                inverse = self._inverse or self.model.inverse
+                if known is None:
+                    audio = inverse(z, mel)
+                else:
+                    audio = inverse(z, mel, known=known[None].to(self.device, self.dtype))
             finally:
                 self._mask.mask = None
         return [audio[i, : f * self.hop_length].float() for i, f in enumerate(frames)]
@@ -254,11 +261,19 @@ class Vocoder:
         pieces = [mel] if isinstance(mel, (torch.Tensor, np.ndarray)) else mel
         buf, buf_start, received, start, tail = torch.zeros(self.n_mels, 0), 0, 0, 0, None
         fade = torch.linspace(0.0, 1.0, self.crossfade + 2, device=self.device)[1:-1]
+        # A recursive prior's synthesis continues from the samples made before each chunk (exact, not
+        # recomputed from a context): the model's audio over [stop - pad, stop) is carried to the next chunk.
+        recursive = getattr(self.model.prior, "recursive", False)
+        history = None
 
         def chunk(stop: int, last: bool):
+            nonlocal history
             lo_f, hi_f = max(0, start - pad), stop if last else stop + pad
             window = buf[:, lo_f - buf_start : hi_f - buf_start]
-            audio = self._infer([window], [self._latent(seed, lo_f, hi_f)], sigma)[0]
+            known = history[-(start - lo_f) * hop :] if recursive and start > lo_f else None
+            audio = self._infer([window], [self._latent(seed, lo_f, hi_f)], sigma, known=known)[0]
+            if recursive:
+                history = audio[(max(0, stop - pad) - lo_f) * hop : (stop - lo_f) * hop]
             audio = self.denoise(_check_finite(audio, f"frames {lo_f}..{hi_f} of this mel"), strength)
             lo = (start - lo_f) * hop - (half if start > 0 else 0)
             return audio[lo : (stop - lo_f) * hop + (0 if last else half)]

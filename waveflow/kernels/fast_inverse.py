@@ -83,16 +83,17 @@ class FastInverse:
 
     # ------------------------------------------------------------------------------------------- public
     @torch.inference_mode()
-    def __call__(self, z: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
-        """``(z (B, G, n), mel (B, n_mels, F)) -> audio (B, G * n)`` in ``z.dtype``."""
+    def __call__(self, z: torch.Tensor, mel: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
+        """``(z (B, G, n), mel (B, n_mels, F)) -> audio (B, G * n)`` in ``z.dtype``; ``known``: as in
+        ``WaveGlow.inverse`` (a recursive prior's first samples, already made)."""
         p = self.pack
         if z.dim() != 3 or z.shape[1] != p.n_group:
             raise ValueError(f"z must be (B, {p.n_group}, T // {p.n_group}), got shape {tuple(z.shape)}")
         B, G, n = z.shape
         cond = self.condition(mel, n * G)
         audio = self._windows(z, cond).transpose(1, 2).reshape(B, -1)
-        if p.prior is not None:  # the spectral prior's colouring: FFTs in float32, not worth a kernel
-            audio = p.prior.inverse(audio, mel)
+        if p.prior is not None:  # the prior (matrix products and a short recursion in float32): no kernel
+            audio = p.prior.inverse(audio, mel, known=known)
         return audio.to(z.dtype)
 
     def condition(self, mel: torch.Tensor, num_samples: int) -> torch.Tensor:

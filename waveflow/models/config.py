@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..config import require
-from ..flows import SpectralPrior
+from ..flows import PRIOR_NAMES
+from ..flows import priors as prior_registry
 from ..mel import MelConfig
 
 #: Upper bounds on a model's dimensions, checked before anything is built (a model file may be hostile): several
@@ -52,7 +53,9 @@ class WaveGlowConfig:
             the mel (measured: the tiny config at 400 steps gains nothing from the true mel over a silent one;
             with ``mel_shift: 6`` it gains 15 bits per sample and its validation NLL is 0.3 bits lower). Our
             small and tiny configs use 6.
-        prior: ``none`` (NVIDIA's) or ``spectral``: first an exact whitening by the log-mel's envelope.
+        prior: an exact, mel-conditioned layer first in the map audio -> latent (:mod:`waveflow.flows.priors`):
+            ``none`` (NVIDIA's), ``spectral`` (a whitening by the log-mel's envelope) or ``source-filter``
+            (a pitch predictor from the mel, then the whitening: voiced from the first step).
         prior_mel: the mel settings whose filterbank the prior uses (``n_mels``/``hop_length`` as the
             model's); ``None`` = Tacotron2's.
     """
@@ -69,7 +72,7 @@ class WaveGlowConfig:
     coupling: Literal["affine", "additive"] = "affine"
     alternate_halves: bool = False
     mel_shift: float = 0.0
-    prior: Literal["none", "spectral"] = "none"
+    prior: Literal["none", "spectral", "source-filter"] = "none"
     prior_mel: MelConfig | None = None
 
     def __post_init__(self) -> None:
@@ -90,7 +93,7 @@ class WaveGlowConfig:
             self.hop_length % self.n_group == 0,
             f"model.hop_length ({self.hop_length}) must be a multiple of n_group ({self.n_group})",
         )
-        require(self.prior in ("none", "spectral"), f"model.prior must be none or spectral, got {self.prior!r}")
+        require(self.prior in PRIOR_NAMES, f"model.prior must be one of {', '.join(PRIOR_NAMES)}, got {self.prior!r}")
         mel = self.prior_mel_config()
         require(
             (mel.n_mels, mel.hop_length) == (self.n_mels, self.hop_length),
@@ -130,18 +133,18 @@ class WaveGlowConfig:
             count += c * half + c + 2 * c * layers * (m * self.n_group + 1)  # start, cond_layer
             count += layers * (2 * c * c * k + 2 * c) + (layers - 1) * (2 * c * c + 2 * c) + c * c + c  # layers
             count += out * c + out  # end
-        return count + (self.hop_length if self.prior == "spectral" else 0)  # the prior's per-bin log-scale
+        return count + prior_registry.weight_count(self.prior, self.prior_mel_config())
 
     @property
     def prior_context_frames(self) -> int:
-        """Mel frames the spectral prior adds to the receptive field on each side (0 without a prior)."""
-        return SpectralPrior.context_frames if self.prior == "spectral" else 0
+        """Mel frames the prior adds to the receptive field on each side (0 without a prior)."""
+        return prior_registry.context_frames(self.prior)
 
     @property
     def sample_multiple(self) -> int:
-        """Audio lengths the model maps must be multiples of this: ``hop_length`` with the spectral prior (its
-        lapped transform works in whole frames), else ``n_group``."""
-        return self.hop_length if self.prior == "spectral" else self.n_group
+        """Audio lengths the model maps must be multiples of this: ``hop_length`` with a prior (its lapped
+        transform works in whole frames), else ``n_group``."""
+        return prior_registry.sample_multiple(self.prior, self.hop_length, self.n_group)
 
     def prior_mel_config(self) -> MelConfig:
         """``prior_mel``, or Tacotron2's mel settings with this model's ``n_mels`` and ``hop_length``."""

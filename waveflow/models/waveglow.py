@@ -3,8 +3,9 @@
 The audio is folded into groups of ``n_group`` consecutive samples (channels), then ``n_flows`` steps of
 (invertible 1x1 conv, affine coupling) map it to ``z``; every ``n_early_every`` flows ``n_early_size``
 channels leave the flow early. Architecture and channel orders are NVIDIA's, so converted NVIDIA
-checkpoints give NVIDIA's outputs. With ``prior: spectral`` an exact whitening layer
-(:class:`~waveflow.flows.SpectralPrior`) comes first, and the flow models the whitened audio.
+checkpoints give NVIDIA's outputs. With a prior (``spectral``: an exact whitening layer,
+:class:`~waveflow.flows.SpectralPrior`; ``source-filter``: a pitch predictor, then that whitening) an exact
+mel-conditioned layer comes first, and the flow models what it leaves.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..flows import AffineCoupling, InvConv1x1, SpectralPrior, apply_weight_norm, remove_weight_norm
+from ..flows import AffineCoupling, InvConv1x1, apply_weight_norm, build_prior, remove_weight_norm
 from .config import WaveGlowConfig
 
 LN2 = math.log(2.0)
@@ -43,7 +44,7 @@ class NLLOutput(NamedTuple):
     """Negative log-likelihood of a batch, every term in nats per audio sample, averaged over the batch.
 
     ``nll = z + log_s + logdet_w + prior + const``; ``loss_nvidia = nll - const`` (NVIDIA's ``WaveGlowLoss``
-    when there is no prior). ``prior`` is the spectral prior's ``-logdet / D`` (0.0 without one).
+    when there is no prior). ``prior`` is the prior's ``-logdet / D`` (0.0 without one).
     """
 
     nll: torch.Tensor
@@ -86,7 +87,7 @@ class WaveGlow(nn.Module):
         self.config = cfg = config or WaveGlowConfig()
         self.upsample = nn.ConvTranspose1d(cfg.n_mels, cfg.n_mels, 4 * cfg.hop_length, stride=cfg.hop_length)
         self.flows = nn.ModuleList(FlowStep(c, cfg, k) for k, c in enumerate(cfg.flow_channels()))
-        self.prior = SpectralPrior(cfg.prior_mel_config()) if cfg.prior == "spectral" else None
+        self.prior = build_prior(cfg.prior, cfg.prior_mel_config())
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -169,8 +170,12 @@ class WaveGlow(nn.Module):
         logdet = log_s + logdet_w
         return z, logdet if logdet_p is None else logdet + logdet_p
 
-    def inverse(self, z: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
-        """Exact inverse of :meth:`forward`: ``(z (B, n_group, T // n_group), mel) -> audio (B, T)``."""
+    def inverse(self, z: torch.Tensor, mel: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
+        """Exact inverse of :meth:`forward`: ``(z (B, n_group, T // n_group), mel) -> audio (B, T)``.
+
+        ``known``: for a recursive prior (``source-filter``), the first audio samples already made (a stream's
+        previous chunk), kept as given; see :mod:`waveflow.flows.priors`.
+        """
         cfg = self.config
         if z.dim() != 3 or z.shape[1] != cfg.n_group:
             raise ValueError(f"z must be (B, {cfg.n_group}, T // {cfg.n_group}), got shape {tuple(z.shape)}")
@@ -188,7 +193,7 @@ class WaveGlow(nn.Module):
             if self._is_early_exit(k):
                 x = torch.cat([early.pop(), x], 1)
         audio = x.transpose(1, 2).reshape(B, -1)
-        return audio if self.prior is None else self.prior.inverse(audio, mel)
+        return audio if self.prior is None else self.prior.inverse(audio, mel, known=known)
 
     def infer(
         self, mel: torch.Tensor, sigma: float = 0.6, generator: torch.Generator | None = None

@@ -178,12 +178,12 @@ class RunConfig:
         require(m.n_mels == self.mel.n_mels, f"model.n_mels ({m.n_mels}) must equal mel.n_mels ({self.mel.n_mels})")
         require(m.hop_length == self.mel.hop_length,
                 f"model.hop_length ({m.hop_length}) must equal mel.hop_length ({self.mel.hop_length})")
-        if m.prior == "spectral":  # the prior whitens with the filterbank of the features it is given
+        if m.prior != "none":  # a prior reads the features it is given with their own filterbank
             if m.prior_mel is None:
                 self.model = m = dataclasses.replace(m, prior_mel=self.mel)
             require(m.prior_mel == self.mel, "model.prior_mel must equal the mel section (leave it out to use it)")
-        k, what = m.sample_multiple, "model.hop_length (the spectral prior works in whole frames)" \
-            if m.prior == "spectral" else "model.n_group"
+        k, what = m.sample_multiple, f"model.hop_length (the {m.prior} prior works in whole frames)" \
+            if m.prior != "none" else "model.n_group"
         for name in ("segment_length", "val_segment_length"):
             value = getattr(d, name)
             require(value % k == 0, f"data.{name} ({value}) must be a multiple of {what} ({k})")

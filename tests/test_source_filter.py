@@ -39,9 +39,11 @@ def build(cfg=TINY, dtype=torch.float64, seed=0) -> WaveGlow:
     torch.manual_seed(seed)
     model = randomize_ends(WaveGlow(cfg), std=0.2, seed=seed)
     gen = torch.Generator().manual_seed(seed + 1)
-    model.prior.spectral.log_scale.add_(0.3 * torch.randn(model.prior.spectral.log_scale.shape, generator=gen))
-    last = model.prior.pitch.net[-1]
-    last.weight.copy_(0.3 * torch.randn(last.weight.shape, generator=gen))
+    if isinstance(model.prior, SourceFilterPrior):
+        scale = model.prior.spectral.log_scale
+        scale.add_(0.3 * torch.randn(scale.shape, generator=gen))
+        last = model.prior.pitch.net[-1]
+        last.weight.copy_(0.3 * torch.randn(last.weight.shape, generator=gen))
     return model.to(dtype).eval()
 
 
@@ -253,3 +255,18 @@ def test_untrained_source_filter_model_is_voiced_and_intelligible(tmp_path):
         f1 = f0_metrics(pitch(ref, 22050), pitch(syn, 22050))["vuv_f1"]
         stoi = pystoi.stoi(ref, syn, 22050, extended=False)
         assert f1 >= 0.7 and stoi >= 0.75, (voice, f1, stoi)
+
+
+@pytest.mark.parametrize("prior", ["none", "spectral", "source-filter"])
+def test_nll_profile_sums_to_the_nll_and_finds_a_click(prior):
+    model = build(dataclasses.replace(TINY, prior=prior))
+    audio, mel = inputs(frames=12)
+    with torch.no_grad():
+        profile = model.nll_profile(audio, mel, sigma=0.8)
+        out = model.nll(audio, mel, sigma=0.8)
+        assert profile.shape == (2, 12)
+        torch.testing.assert_close(profile.mean(1), out.nll_per_item, rtol=0, atol=1e-12)
+        clicked = audio.clone()
+        clicked[:, 7 * 64 + 20] += 0.5
+        diff = model.nll_profile(clicked, mel, sigma=0.8) - profile
+    assert int(diff[0].argmax()) == 7 and float(diff[0, 7]) > 10 * float(diff[0, :5].abs().max())

@@ -58,16 +58,17 @@ class AffineCoupling(nn.Module):
         return out[:, : self.n_half], out[:, self.n_half :]
 
     def forward(
-        self, x: torch.Tensor, cond: torch.Tensor, cond_is_projected: bool = False
+        self, x: torch.Tensor, cond: torch.Tensor, cond_is_projected: bool = False, per_step: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(B, C, T) -> (y (B, C, T), log_s_sum (B,))``."""
+        """``(B, C, T) -> (y (B, C, T), log_s_sum (B,))``; ``per_step``: the sum per time step ``(B, T)``."""
         x_a, x_b = self._split(x)
         b, log_s = self._shift_log_scale(x_a, cond, cond_is_projected)
         if log_s is None:
-            return self._join(x_a, x_b + b), x.new_zeros(x.shape[0])
+            return self._join(x_a, x_b + b), x.new_zeros((x.shape[0], x.shape[2]) if per_step else x.shape[0])
         y_b = torch.exp(log_s) * x_b + b
         # Summed in float32 at least: under fp16 autocast a sum over a whole segment overflows (|sum| > 65504).
-        return self._join(x_a, y_b), log_s.flatten(1).sum(1, dtype=torch.promote_types(log_s.dtype, torch.float32))
+        work = torch.promote_types(log_s.dtype, torch.float32)
+        return self._join(x_a, y_b), log_s.sum(1, dtype=work) if per_step else log_s.flatten(1).sum(1, dtype=work)
 
     def inverse(self, y: torch.Tensor, cond: torch.Tensor, cond_is_projected: bool = False) -> torch.Tensor:
         """``(B, C, T) -> (B, C, T)``: ``x_b = (y_b - b) * exp(-log_s)``."""

@@ -36,14 +36,18 @@ class InvConv1x1(nn.Module):
         self.weight = nn.Parameter(random_rotation(channels))
         self._inverse_cache: tuple[tuple, torch.Tensor] | None = None
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(B, C, T) -> (y (B, C, T), logdet (B,))`` with ``logdet = T * log|det W|``."""
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None,
+                per_step: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, C, T) -> (y (B, C, T), logdet (B,))`` with ``logdet = T * log|det W|``; ``per_step``:
+        ``log|det W|`` for each time step ``(B, T)``."""
         w = self.weight.to(x.dtype)
         y = torch.einsum("ij,bjt->bit", w, x)
         # slogdet in float32 at least: fp16/bf16 determinants of 8x8 rotations are too coarse.
         logabsdet = torch.linalg.slogdet(self.weight.float() if self.weight.dtype != torch.float64 else self.weight)[1]
-        logdet = (x.shape[-1] * logabsdet).to(torch.promote_types(x.dtype, torch.float32)).expand(x.shape[0])
-        return y, logdet
+        work = torch.promote_types(x.dtype, torch.float32)
+        if per_step:
+            return y, logabsdet.to(work).expand(x.shape[0], x.shape[-1])
+        return y, (x.shape[-1] * logabsdet).to(work).expand(x.shape[0])
 
     def inverse_weight(self, dtype: torch.dtype) -> torch.Tensor:
         """``W^-1`` computed in float64, cast to ``dtype``, cached until the weight changes."""

@@ -207,20 +207,21 @@ class SpectralPrior(nn.Module):
         """Per-coefficient standard deviations ``g > 0``: ``(B, n_mels, F) -> (B, H, num_samples // H)``."""
         return self.log_gains(logmel, num_samples).exp()
 
-    def forward(self, x: torch.Tensor, logmel: torch.Tensor,
-                offset: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, logmel: torch.Tensor, offset: torch.Tensor | None = None,
+                per_frame: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Whiten: ``(x (B, T), logmel (B, n_mels, F)) -> (e (B, T), logdet (B,))``, ``F >= T // H``.
 
         ``offset``: optional ``(B, 1 or H, T // H)`` added to ``log g`` after the floors (a component before
-        this one that changes the signal's level, e.g. the pitch predictor). ``logdet`` is in float32 at least;
-        ``e`` has ``x``'s dtype.
+        this one that changes the signal's level, e.g. the pitch predictor). ``per_frame``: the log-det of each
+        transform frame ``(B, T // H)`` (frame ``r`` holds block ``[r H, (r + 1) H)``). ``logdet`` is in
+        float32 at least; ``e`` has ``x``'s dtype.
         """
         if x.dim() != 2:
             raise ValueError(f"audio must be (B, T), got shape {tuple(x.shape)}")
         log_g = self._offset(self.log_gains(logmel, x.shape[1]), offset)
         H, even = self.hop, self.even_start
         e = imdct(mdct(x.to(log_g.dtype), H, even) * torch.exp(-log_g), H, even)
-        return e.to(x.dtype), -log_g.flatten(1).sum(1)
+        return e.to(x.dtype), -log_g.sum(1) if per_frame else -log_g.flatten(1).sum(1)
 
     def inverse(self, e: torch.Tensor, logmel: torch.Tensor, offset: torch.Tensor | None = None,
                 known: torch.Tensor | None = None) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 A prior is a module with
 
-- ``forward(x (B, T), logmel (B, n_mels, F)) -> (y (B, T), logdet (B,))`` and
+- ``forward(x (B, T), logmel (B, n_mels, F), per_frame=False) -> (y (B, T), logdet (B,))`` (``per_frame``:
+  the log-det of each hop-long block, ``(B, T // hop)``) and
   ``inverse(y, logmel, known=None) -> x`` (``known``: the first samples of ``x`` already made by a stream's
   previous chunk; only a ``recursive`` prior reads it);
 - class attributes ``context_frames`` (mel frames each side that make a chunk of the inverse exact, beside

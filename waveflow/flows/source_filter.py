@@ -64,13 +64,15 @@ class SourceFilterPrior(nn.Module):
         following = power[..., 1 : n + 1] if F > n else torch.cat([power[..., 1:n], power[..., n - 1 : n]], -1)
         return 0.5 * torch.log1p(-0.5 * (power[..., :n] + following))
 
-    def forward(self, x: torch.Tensor, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(x (B, T), logmel (B, n_mels, F)) -> (e (B, T), logdet (B,))``; the predictor adds 0 to logdet."""
+    def forward(self, x: torch.Tensor, logmel: torch.Tensor,
+                per_frame: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x (B, T), logmel (B, n_mels, F)) -> (e (B, T), logdet (B,))``; the predictor adds 0 to logdet.
+        ``per_frame``: the log-det of each transform frame ``(B, T // hop)``."""
         if x.dim() != 2:
             raise ValueError(f"audio must be (B, T), got shape {tuple(x.shape)}")
         taps = self.pitch.taps(logmel)
         u = self.pitch.analysis(x, taps)
-        return self.spectral(u, logmel, offset=self.level(taps, x.shape[1]))
+        return self.spectral(u, logmel, offset=self.level(taps, x.shape[1]), per_frame=per_frame)
 
     def residual(self, x: torch.Tensor, logmel: torch.Tensor) -> torch.Tensor:
         """The pitch predictor's residual ``u (B, T)`` of ``x`` (what the whitening sees)."""

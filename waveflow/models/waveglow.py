@@ -141,11 +141,12 @@ class WaveGlow(nn.Module):
         """
         return self._flow(audio, mel, steps, whitened)[:3]
 
-    def _flow(self, audio, mel, steps=None, whitened=None):
-        """:meth:`flow`, then the prior's log-det ``(B,)`` (``None`` without a prior)."""
+    def _flow(self, audio, mel, steps=None, whitened=None, per_step=False):
+        """:meth:`flow`, then the prior's log-det ``(B,)`` (``None`` without a prior). ``per_step``: every
+        log-det per latent time step ``(B, T // n_group)``, the prior's per hop ``(B, T // hop)``."""
         x, logdet_p = self._fold_audio(audio), None  # the shape checks come first
         if self.prior is not None:
-            audio, logdet_p = self.prior(audio, mel)
+            audio, logdet_p = self.prior(audio, mel, per_frame=True) if per_step else self.prior(audio, mel)
             x = self._fold_audio(audio)
         if whitened is not None:
             whitened.append(audio)
@@ -156,8 +157,8 @@ class WaveGlow(nn.Module):
             if self._is_early_exit(k):
                 early.append(x[:, :n_early])
                 x = x[:, n_early:]
-            x, ld_w = step.invconv(x)
-            x, ld_s = step.coupling(x, cond)
+            x, ld_w = step.invconv(x, per_step=per_step)
+            x, ld_s = step.coupling(x, cond, per_step=per_step)
             logdet_w = logdet_w + ld_w
             log_s = log_s + ld_s
             if steps is not None:
@@ -238,6 +239,22 @@ class WaveGlow(nn.Module):
             const=const,
             prior=0.0 if p_term is None else p_term.mean(),
         )
+
+    def nll_profile(self, audio: torch.Tensor, mel: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+        """The exact NLL frame by frame: ``(audio (B, T), mel) -> (B, T // hop)`` nats per sample of each
+        hop-long block ``[f hop, (f + 1) hop)``, ``T`` a multiple of ``hop``; their mean over frames is
+        :meth:`nll`'s ``nll_per_item``. Where in a clip the model is surprised (a click, a burst)."""
+        hop, g = self.hop_length, self.config.n_group
+        B, T = audio.shape
+        if T % hop:
+            raise ValueError(f"audio length {T} must be a multiple of hop_length={hop} for a per-frame NLL")
+        z, log_s, logdet_w, logdet_p = self._flow(audio, mel, per_step=True)
+        work = torch.promote_types(z.dtype, torch.float32)
+        per_step = 0.5 * z.to(work).pow(2).sum(1) / (sigma * sigma) - log_s.to(work) - logdet_w.to(work)
+        per_frame = per_step.reshape(B, T // hop, hop // g).sum(-1)
+        if logdet_p is not None:
+            per_frame = per_frame - logdet_p.to(work)
+        return per_frame / hop + math.log(sigma) + 0.5 * math.log(2 * math.pi)
 
     # ------------------------------------------------------------------ weight norm
     def remove_weight_norm(self) -> WaveGlow:

@@ -69,7 +69,9 @@ def add_synth_parser(sub) -> None:
         "synth",
         "copy synthesis: audio -> mel -> vocoded audio",
         "Resynthesize recordings through the model (audio of any rate -> the model's mel -> audio at the "
-        "model's rate), to hear how a model does on real speech. The input tree is mirrored in OUT_DIR.",
+        "model's rate), to hear how a model does on real speech. The input tree is mirrored in OUT_DIR. It costs "
+        "what vocode costs on the same audio (measured on 2 CPU cores with the starter voice: 0.13 s per second of "
+        "audio, plus about 4 s to start).",
         "examples:\n  waveflow synth recordings/ -o resynth/ --checkpoint voices/ljspeech.pt\n"
         "  waveflow synth clip_48k.flac -o out/ --checkpoint voices/nvidia.pt --denoise 0.05",
     )
@@ -93,7 +95,9 @@ def add_eval_parser(sub) -> None:
         "copy-synthesis metrics of a model (and a Griffin-Lim baseline)",
         "Resynthesize test recordings and compare them with the originals: multi-resolution STFT distance, "
         "log-mel L1, mel-cepstral distortion, wideband PESQ, STOI, F0 RMSE and voiced/unvoiced F1, and the "
-        "model's test NLL; the same for Griffin-Lim on the same mels. Definitions: waveflow/metrics.py.",
+        "model's test NLL; the same for Griffin-Lim on the same mels. Definitions: waveflow/metrics.py. On 2 CPU "
+        "cores with the starter voice, about 0.8 s per second of audio after 5 s of start-up: pyin (--no-f0) and "
+        "the Griffin-Lim baseline (--griffin-lim-iters 0) are most of it.",
         "examples:\n  waveflow eval LJSpeech-1.1 --checkpoint voices/ljspeech.pt --limit 100 --json eval.json\n"
         "  waveflow eval runs/tiny/test.txt --checkpoint runs/tiny/model.pt\n"
         "  waveflow eval clips/ --checkpoint voices/my.pt --griffin-lim-iters 0 --no-f0",

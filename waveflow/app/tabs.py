@@ -8,7 +8,7 @@ import gradio as gr
 from .handlers import FLOW_SECONDS, FLOW_SIGMAS, MAX_COMPARE
 from .inputs import MEL_SCALES, MEL_TYPES
 from .metrics_view import METRIC_HEADERS
-from .widgets import Page, UploadFiles, clip_examples, clip_input, connect, plot, sampling, voice_dropdown
+from .widgets import Page, clip_examples, clip_input, connect, plot, quiet_refusals, sampling, voice_dropdown
 
 COMPARE_HEADERS = ["voice", "sample rate", "parameters", "real-time factor", "log-mel distance", "MCD (dB)"]
 
@@ -33,8 +33,8 @@ def mel_tab(page: Page) -> None:
 
 def _mel_inputs(page: Page) -> tuple[list, gr.Button]:
     first_mel = page.examples.first_mel
-    files = UploadFiles(value=[str(first_mel)] if first_mel else None, file_count="multiple",
-                        file_types=list(MEL_TYPES), label="Mel file(s)")
+    files = quiet_refusals(gr.File(value=[str(first_mel)] if first_mel else None, file_count="multiple",
+                                   file_types=list(MEL_TYPES), label="Mel file(s)"))
     voice = voice_dropdown(page)
     scale = gr.Dropdown(list(MEL_SCALES), value=next(iter(MEL_SCALES)), label="Mel scale",
                         info="How the file's values were logged.")

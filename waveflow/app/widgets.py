@@ -45,19 +45,23 @@ class Page:
                 f"{self.max_seconds:g} s.")
 
 
-class UploadFiles(gr.File):
-    """``gr.File`` whose refusals (a file type not in ``file_types``) reach the user as they are, without a
-    traceback in the server's log: a wrong upload is the user's mistake, not the server's. (Gradio raises them
-    with ``print_exception=True`` while preprocessing, before any handler runs.)"""
+def quiet_refusals(component):
+    """``component`` (e.g. a ``gr.File`` with ``file_types``) with its refusals reaching the user as they are,
+    without a traceback in the server's log: a wrong upload is the user's mistake, not the server's. Gradio
+    raises them with ``print_exception=True`` while preprocessing, before any handler runs. (The instance's
+    ``preprocess`` is wrapped: a subclass of a Gradio component would make Gradio write a ``.pyi`` file beside
+    this module when it is imported.)"""
+    preprocess = component.preprocess
 
-    is_template = True  # drawn by Gradio's own File component in the browser
-
-    def preprocess(self, payload):
+    def wrapped(payload):
         try:
-            return super().preprocess(payload)
+            return preprocess(payload)
         except gr.Error as e:
             log.info("refused upload: %s", e.message)
             raise gr.Error(e.message, title="Cannot use this input", print_exception=False) from None
+
+    component.preprocess = wrapped
+    return component
 
 
 def plot(label: str) -> gr.Plot:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Inference speed of a WaveGlow: kHz of audio made per second and real-time factor, several modes side by side.
+"""Inference speed of a vocoder model (WaveGlow, WaveFlow): kHz of audio made per second and real-time factor, several modes side by side.
 
 Every mode vocodes the same batch of mels with the same seed; warm-up runs are excluded and the device is
 synchronised before each clock reading. Each mode is reported with its speed-up over eager float32 and its
@@ -38,10 +38,11 @@ from benchlib import (
     time_calls,
 )
 
-from waveflow import MelConfig, WaveflowError, WaveGlow
+from waveflow import MelConfig, WaveflowError
 from waveflow.checkpoints import load_checkpoint
 from waveflow.config import to_dict
 from waveflow.inference import Vocoder
+from waveflow.models import VocoderModel
 
 END_STD = 0.02  # std of the random WN end convs, so the couplings (and the SNR column) are not trivial
 MODES: dict[str, Callable] = {}
@@ -62,7 +63,7 @@ def _vocoder_mode(dtype: str, chunked: bool = False, fused: bool = False):
     """The Vocoder in ``dtype``: eager (``kernels="off"``), in chunks of ``--chunk-frames``, or on the fused-kernel
     path (waveflow.kernels: Triton on CUDA, the torch twins elsewhere)."""
 
-    def factory(model: WaveGlow, mel_config: MelConfig, args) -> Run | None:
+    def factory(model: VocoderModel, mel_config: MelConfig, args) -> Run | None:
         kernels = ("triton" if torch.device(args.device).type == "cuda" else "torch") if fused else "off"
         try:
             vocoder = Vocoder(model, mel_config=mel_config, device=args.device, dtype=dtype, seed=args.seed,
@@ -122,7 +123,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def load_model(args) -> tuple[WaveGlow, MelConfig, dict]:
+def load_model(args) -> tuple[VocoderModel, MelConfig, dict]:
     """Model from ``--checkpoint`` or a named config (random weights: speed does not depend on them), its mel
     config, and fields describing it for the report."""
     if args.checkpoint:
@@ -141,7 +142,7 @@ def make_mels(mel_config: MelConfig, args) -> list[torch.Tensor]:
     return [torch.randn(mel_config.n_mels, frames, generator=gen) * 2.0 - 6.0 for _ in range(args.batch_size)]
 
 
-def measure_modes(model: WaveGlow, mel_config: MelConfig, mels: list[torch.Tensor], args) -> list[dict]:
+def measure_modes(model: VocoderModel, mel_config: MelConfig, mels: list[torch.Tensor], args) -> list[dict]:
     """One row per mode: speed, and speed-up and SNR against the first mode (eager float32)."""
     audio_seconds = sum(m.shape[-1] for m in mels) * mel_config.hop_length / mel_config.sample_rate
     results, baseline = [], None
@@ -165,7 +166,7 @@ def measure_modes(model: WaveGlow, mel_config: MelConfig, mels: list[torch.Tenso
     return results
 
 
-def report(args, model: WaveGlow, mel_config: MelConfig, described: dict, frames: int, results: list[dict]) -> dict:
+def report(args, model: VocoderModel, mel_config: MelConfig, described: dict, frames: int, results: list[dict]) -> dict:
     figure = {"name": "kHz of audio per second, eager float32", "value": results[0].get("khz")}
     return record(figure, config=args.checkpoint or args.config, device=args.device, dtype=args.dtype,
                   benchmark="bench_infer", **described, parameters=model.num_parameters(),

@@ -24,10 +24,11 @@ from pathlib import Path
 import torch
 from benchlib import emit, record
 
-from waveflow import Vocoder, WaveGlow
+from waveflow import Vocoder
 from waveflow.checkpoints import LoadedCheckpoint, load_checkpoint
 from waveflow.jobs.eval import evaluate
 from waveflow.metrics import MetricSet
+from waveflow.models import build_model
 from waveflow.train.config import load_run_config
 
 METRICS = ("nll_bits", "stft_distance", "log_mel_l1", "mcd_db", "pesq_wb", "stoi", "vuv_f1", "f0_rmse_cents")
@@ -80,7 +81,7 @@ def models(args) -> list[tuple[str, LoadedCheckpoint]]:
     for config in args.untrained:
         cfg = load_run_config(config)
         torch.manual_seed(0)
-        model = WaveGlow(cfg.model).remove_weight_norm()
+        model = build_model(cfg.model).remove_weight_norm()
         out.append((f"untrained-{config}", LoadedCheckpoint(model, cfg.mel, "untrained", {"name": config})))
     return out
 

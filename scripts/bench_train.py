@@ -21,7 +21,7 @@ import torch
 from benchlib import emit, record, resolve_device, sync, time_calls
 
 from waveflow.config import ConfigError
-from waveflow.models import WaveGlow
+from waveflow.models import build_model
 from waveflow.train.build import FlowObjective
 from waveflow.train.config import RunConfig, load_run_config
 
@@ -56,7 +56,7 @@ def load_config(args, parser: argparse.ArgumentParser) -> RunConfig:
 def make_step(cfg: RunConfig, args, device: torch.device, batch: int, segment: int):
     """``(step() -> nll, parameter count)``: one trainer-like step on a fixed random batch."""
     torch.manual_seed(0)
-    objective = FlowObjective(WaveGlow(cfg.model), cfg.mel, cfg.train.sigma).to(device)
+    objective = FlowObjective(build_model(cfg.model), cfg.mel, cfg.train.sigma).to(device)
     optimizer = torch.optim.Adam(objective.parameters(), lr=cfg.train.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=args.precision == "fp16")
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(args.precision)

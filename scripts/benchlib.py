@@ -22,11 +22,12 @@ from typing import Any
 import torch
 
 import waveflow
-from waveflow.config import ConfigError, bundled_configs, find_config, from_dict, load_yaml
+from waveflow.config import ConfigError, bundled_configs, find_config, load_yaml
 from waveflow.flows.wavenet import randomize_ends
 from waveflow.inference import DTYPES, pick_device
 from waveflow.kernels import snr_db as _snr_db
-from waveflow.models import WaveGlow, WaveGlowConfig
+from waveflow.models import VocoderModel, WaveGlowConfig, config_from_dict
+from waveflow.models import build_model as build_fresh
 
 DEFAULT_SOURCE = "WaveGlowConfig() (NVIDIA's published shape)"
 MODEL_NAMES = ("default", *bundled_configs())  # default, 256, small, tiny; or the path of a YAML file
@@ -37,12 +38,12 @@ __all__ = ["CONFIG_HELP", "DTYPES", "MODEL_NAMES", "Timing", "build_model", "con
 
 
 # ------------------------------------------------------------------------------------------------ models
-def model_config(name: str) -> tuple[WaveGlowConfig, str]:
+def model_config(name: str) -> tuple[object, str]:
     """``(config, where it came from)`` for a model shape given by name or path.
 
     Args:
         name: ``"default"`` (``WaveGlowConfig()``, NVIDIA's published WaveGlow-256), a bundled config's name
-            (``tiny``, ``small``, ``256``: the shapes our training configs use, found with
+            (``tiny``, ``small``, ``256``, ``waveflow-64``...: the shapes our training configs use, found with
             :func:`waveflow.config.find_config`) or the path of a YAML file with a ``model`` section.
 
     Raises:
@@ -55,7 +56,7 @@ def model_config(name: str) -> tuple[WaveGlowConfig, str]:
     if not isinstance(data.get("model"), dict):
         raise ConfigError(f"{path}: no model section")
     source = str(path) if Path(name).is_file() else path.name
-    return from_dict(WaveGlowConfig, data["model"], "model"), source
+    return config_from_dict(data["model"], "model"), source
 
 
 def config_arg(value: str) -> str:
@@ -67,15 +68,15 @@ def config_arg(value: str) -> str:
     return value
 
 
-def build_model(config: WaveGlowConfig, *, seed: int = 0, end_std: float = 0.0) -> WaveGlow:
-    """A random WaveGlow of ``config`` (torch seeded with ``seed``), in float32 on the CPU.
+def build_model(config, *, seed: int = 0, end_std: float = 0.0) -> VocoderModel:
+    """A random model of ``config`` (any family) (torch seeded with ``seed``), in float32 on the CPU.
 
     With ``end_std > 0`` the WN end convs are drawn from ``N(0, end_std^2)``
     (:func:`waveflow.flows.wavenet.randomize_ends`): a fresh model's are zero, which makes every coupling
     the identity, cheaper and more exact than a trained model's.
     """
     torch.manual_seed(seed)
-    model = WaveGlow(config)
+    model = build_fresh(config)
     if end_std > 0:
         randomize_ends(model, end_std, seed)
     return model

@@ -2,8 +2,12 @@
 
 Own format: one ``torch.save`` of plain types and tensors (``torch.load(weights_only=True)`` reads it)::
 
-    {"format": "waveflow", "version": 1, "model_config": {...}, "mel_config": {...},
+    {"format": "waveflow", "version": 2, "model_type": "waveglow", "model_config": {...}, "mel_config": {...},
      "state_dict": {name: tensor}, "meta": {...}}
+
+``model_type`` names the model family (:mod:`waveflow.models.registry`). Version 1 files (every file written
+before there was a second family, the first bundled starter voice among them) have no ``model_type`` and are
+WaveGlows; they load unchanged.
 
 The weights are stored folded (no weight-norm ``g``/``v`` split), under names that do not depend on how a
 PyTorch release implements parametrisations, so files outlive PyTorch upgrades.
@@ -23,7 +27,7 @@ from ..audio import atomic_path
 from ..config import ConfigError, from_dict, to_dict
 from ..errors import WaveflowError
 from ..mel import MelConfig
-from ..models import WaveGlow, WaveGlowConfig, plain_state_dict
+from ..models import MODEL_TYPES, VocoderModel, build_model, family, model_type, plain_state_dict
 from ..safeload import check_weights
 from .bundled import resolve_checkpoint
 from .errors import CheckpointError
@@ -31,14 +35,14 @@ from .nvidia import convert_foreign
 from .unpickler import safe_load
 
 FORMAT = "waveflow"
-VERSION = 1
+VERSION = 2
 
 
 @dataclass
 class LoadedCheckpoint:
     """A model with what is known about it."""
 
-    model: WaveGlow
+    model: VocoderModel
     mel_config: MelConfig
     origin: str
     meta: dict[str, Any] = field(default_factory=dict)
@@ -50,7 +54,7 @@ class LoadedCheckpoint:
 
 # ---------------------------------------------------------------------------------------------- own format
 def save_model(
-    model: WaveGlow,
+    model: VocoderModel,
     path: str | Path,
     mel_config: MelConfig | None = None,
     meta: dict[str, Any] | None = None,
@@ -58,7 +62,8 @@ def save_model(
     """Write ``model`` (config + folded weights + mel config + meta) to ``path`` atomically.
 
     Args:
-        model: a :class:`WaveGlow`, with or without weight norm.
+        model: a model of any family (:class:`~waveflow.WaveGlow`, :class:`~waveflow.WaveFlow`), with or
+            without weight norm.
         path: output file (``.pt`` by convention); parent folders are created.
         mel_config: the features the model was trained on; default: Tacotron2's with the model's hop/n_mels.
         meta: plain JSON-like extras (``name``, ``origin``, ``step``, ...).
@@ -75,6 +80,7 @@ def save_model(
     payload = {
         "format": FORMAT,
         "version": VERSION,
+        "model_type": model_type(model),
         "model_config": to_dict(model.config),
         "mel_config": to_dict(mel_config),
         "state_dict": plain_state_dict(model),
@@ -92,7 +98,7 @@ def _version() -> str:
     return __version__
 
 
-def _check_mel_matches(cfg: WaveGlowConfig, mel: MelConfig, path: str | Path) -> None:
+def _check_mel_matches(cfg, mel: MelConfig, path: str | Path) -> None:
     if mel.hop_length != cfg.hop_length or mel.n_mels != cfg.n_mels:
         raise CheckpointError(
             path,
@@ -101,14 +107,14 @@ def _check_mel_matches(cfg: WaveGlowConfig, mel: MelConfig, path: str | Path) ->
         )
 
 
-def _build(cfg: WaveGlowConfig, state: dict[str, torch.Tensor], weight_norm: bool, path) -> WaveGlow:
+def _build(cfg, state: dict[str, torch.Tensor], weight_norm: bool, path) -> VocoderModel:
     check_weights(state, path, CheckpointError)
     # A config may describe a model far larger than the weights the file holds: refuse before allocating it.
     needed, held = cfg.weight_count(), sum(t.numel() for t in state.values())
     if needed > held + held // 4 + (1 << 18):
         raise CheckpointError(path, f"weights do not fit the model config: it describes {needed:,} weights, the file "
                                     f"holds {held:,}")
-    model = WaveGlow(cfg).remove_weight_norm()
+    model = build_model(cfg).remove_weight_norm()
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
@@ -119,7 +125,7 @@ def _build(cfg: WaveGlowConfig, state: dict[str, torch.Tensor], weight_norm: boo
 
 
 # Feature settings a file may declare; beyond these a mel config is hostile, not a model (n_mels and hop_length
-# are the model's, capped by WaveGlowConfig).
+# are the model's, capped by the model config).
 MEL_CAPS = {"sample_rate": 768_000, "n_fft": 65_536, "win_length": 65_536}
 
 
@@ -153,13 +159,18 @@ def _from_own(payload: dict, path: Path, weight_norm: bool) -> LoadedCheckpoint:
         raise CheckpointError(path, f"waveflow checkpoint version {version!r:.40} is not a whole number")
     if version > VERSION:
         raise CheckpointError(path, f"waveflow checkpoint version {version!r} is newer than this waveflow reads")
+    kind = payload.get("model_type", "waveglow") if version >= 2 else "waveglow"
+    if not isinstance(kind, str) or kind not in MODEL_TYPES:
+        raise CheckpointError(path, f"unknown model type {kind!r:.40} (this waveflow knows {', '.join(MODEL_TYPES)})")
     model_config, mel_config = _section(payload, "model_config", path), _section(payload, "mel_config", path)
+    if model_config.get("type", kind) != kind:
+        raise CheckpointError(path, f"model_type {kind!r} but a model config of type {model_config.get('type')!r:.40}")
     state = _section(payload, "state_dict", path)
     meta = payload.get("meta") or {}
     if not isinstance(meta, dict):
         raise CheckpointError(path, f"'meta' is a {type(meta).__name__}, not a mapping")
     try:
-        cfg = from_dict(WaveGlowConfig, model_config, "model")
+        cfg = from_dict(family(kind).config, model_config, "model")
         mel = from_dict(MelConfig, mel_config, "mel")
     except ConfigError as e:
         raise CheckpointError(path, f"invalid config in checkpoint: {e}") from None
@@ -225,8 +236,8 @@ def _load(path: Path, weight_norm: bool, sample_rate: int | None) -> LoadedCheck
     return LoadedCheckpoint(model, mel, origin, meta)
 
 
-def load_model(path: str | Path, weight_norm: bool = True) -> WaveGlow:
-    """Load a :class:`WaveGlow` from any supported checkpoint (see :func:`load_checkpoint`)."""
+def load_model(path: str | Path, weight_norm: bool = True) -> VocoderModel:
+    """Load a model (a WaveGlow, a WaveFlow) from any supported checkpoint (see :func:`load_checkpoint`)."""
     return load_checkpoint(path, weight_norm=weight_norm).model
 
 
@@ -236,6 +247,7 @@ def describe(ck: LoadedCheckpoint) -> dict[str, Any]:
     return {
         "origin": ck.origin,
         "name": ck.name,
+        "model_type": model_type(ck.model),
         "parameters": ck.model.num_parameters(),
         "sample_rate": ck.mel_config.sample_rate,
         "model": to_dict(ck.model.config),

@@ -34,9 +34,10 @@ def run_info(args) -> int:
     print(f"origin       {info['origin']}")
     if info["name"]:
         print(f"name         {info['name']}")
+    print(f"model type   {info['model_type']}")
     print(f"parameters   {info['parameters']:,} ({info['parameters'] / 1e6:.1f} M)")
     print(f"sample rate  {info['sample_rate']} Hz, hop {info['mel']['hop_length']}, {info['mel']['n_mels']} mels")
-    print("model        " + ", ".join(f"{k}={v}" for k, v in info["model"].items()))
+    print("model        " + ", ".join(f"{k}={v}" for k, v in info["model"].items() if k != "type"))
     print("mel          " + ", ".join(f"{k}={v}" for k, v in info["mel"].items()))
     for k, v in info["meta"].items():
         if k not in ("origin", "name"):

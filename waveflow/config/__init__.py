@@ -72,6 +72,12 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
+        tagged = _tagged(args)
+        if tagged and isinstance(value, Mapping):  # a tagged union of dataclasses: `type` picks the class
+            name = value.get("type", next(iter(tagged)))
+            if name not in tagged:
+                raise ConfigError(f"{where}.type: expected one of {list(tagged)}, got {short(name)}")
+            return from_dict(tagged[name], value, where)
         errors = []
         for arg in args:
             if arg is type(None):
@@ -122,6 +128,18 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if isinstance(tp, type) and not isinstance(value, tp):
         raise ConfigError(f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {short(value)}")
     return value
+
+
+def _tagged(args: tuple) -> dict[str, type] | None:
+    """``{type name: class}`` when every member of a union is a dataclass with a ``type`` field whose default
+    names it (the first member is the default), else ``None``."""
+    out = {}
+    for arg in args:
+        field = dataclasses.is_dataclass(arg) and {f.name: f for f in dataclasses.fields(arg)}.get("type")
+        if not field or not isinstance(field.default, str):
+            return None
+        out[field.default] = arg
+    return out
 
 
 def _finite(value: Any, where: str) -> float:

@@ -1,4 +1,5 @@
-"""Inference-ready WaveGlow: :class:`Vocoder` (any device and dtype, batches, long inputs, streaming, denoiser).
+"""Inference-ready vocoder models: :class:`Vocoder` (any model family, device and dtype; batches, long inputs,
+streaming, denoiser).
 
 Three guarantees, and how they are kept:
 
@@ -35,7 +36,7 @@ from ..errors import WaveflowError
 from ..flows import WN
 from ..kernels import choose_inverse
 from ..mel import MelConfig, MelSpectrogram
-from ..models import WaveGlow, prepare_for_inference, receptive_field_frames
+from ..models import VocoderModel, prepare_for_inference, receptive_field_frames
 from .denoiser import Denoiser
 from .runtime import latent_noise, resolve_dtype
 
@@ -58,7 +59,7 @@ def _check_finite(audio: torch.Tensor, what: str) -> torch.Tensor:
 class _PaddingMask:
     """Forward hooks zeroing each WN's residual stream past each item's end (see the module docstring)."""
 
-    def __init__(self, model: WaveGlow):
+    def __init__(self, model: VocoderModel):
         self.mask: torch.Tensor | None = None
         for wn in (m for m in model.modules() if isinstance(m, WN)):
             for layer in (wn.start, *wn.res_skip_layers):
@@ -69,17 +70,18 @@ class _PaddingMask:
 
 
 class Vocoder:
-    """A WaveGlow prepared for inference.
+    """A vocoder model (WaveGlow, WaveFlow) prepared for inference.
 
     Args:
         model: a checkpoint path (any format :func:`~waveflow.checkpoints.load_checkpoint` reads), a
-            :class:`LoadedCheckpoint` or a :class:`WaveGlow` (copied, not modified).
+            :class:`LoadedCheckpoint` or a model (:class:`~waveflow.WaveGlow`, :class:`~waveflow.WaveFlow`;
+            copied, not modified).
         device: torch device. dtype: ``float32``, ``float16`` or ``bfloat16``.
         sigma: latent standard deviation; default: the model file's recommendation (``meta["sigma"]``: 1.0
             for the starter voice, whose spectral prior is calibrated for unit variance), else 0.6 (NVIDIA's).
         seed: default seed of the latent; ``None`` draws a fresh one per call.
         denoiser_strength: default bias removal (0 = off; NVIDIA suggests 0.01 to 0.1).
-        mel_config: features of a bare :class:`WaveGlow` (Tacotron2's with its hop/n_mels by default).
+        mel_config: features of a bare model (Tacotron2's with its hop/n_mels by default).
         chunk_frames: mels longer than this are made in chunks of this many frames.
         context_frames: frames computed and dropped each side of a chunk (default: the receptive field).
         crossfade: samples over which neighbouring chunks are mixed (default: one hop).
@@ -94,7 +96,7 @@ class Vocoder:
     one length at a time. A Vocoder may be shared between threads (calls into the model are serialised).
     """
 
-    def __init__(self, model: str | Path | LoadedCheckpoint | WaveGlow, *, device: str | torch.device = "cpu",
+    def __init__(self, model: str | Path | LoadedCheckpoint | VocoderModel, *, device: str | torch.device = "cpu",
                  dtype: str | torch.dtype = "float32", sigma: float | None = None, seed: int | None = 0,
                  denoiser_strength: float = 0.0, mel_config: MelConfig | None = None, chunk_frames: int = 1024,
                  context_frames: int | None = None, crossfade: int | None = None, denoiser_mode: str = "floor",
@@ -148,9 +150,10 @@ class Vocoder:
         chunk of a model with a recursive prior; see :mod:`waveflow.flows.priors`)."""
         frames = [m.shape[1] for m in mels]
         # One batch per length where padding masks cannot keep items apart: a custom or fused inverse has no
-        # masks, and a prior's lapped transform treats each item's last frame as the clip's end (a padded
-        # item's is not).
-        if (self._inverse is not None or self.model.prior is not None) and len(set(frames)) > 1:
+        # masks, a prior's lapped transform treats each item's last frame as the clip's end (a padded item's
+        # is not), and a model may not offer masks at all (``batches_padded``).
+        padded_ok = self._inverse is None and getattr(self.model, "batches_padded", False)
+        if not padded_ok and len(set(frames)) > 1:
             out: list[torch.Tensor | None] = [None] * len(mels)
             for n in set(frames):
                 idx = [i for i, f in enumerate(frames) if f == n]

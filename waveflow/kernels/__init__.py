@@ -121,6 +121,9 @@ def choose_inverse(
         kernels = "triton" if fused else "off"
     if kernels == "off":
         return None, "eager"
+    why = unsupported(model)
+    if why:
+        raise ValueError(f"kernels={kernels!r} cannot run here: {why}")
     try:
         fast = prepare_inverse(prepare_for_inference(model, device, torch.float32), dtype, kernels)
     except (RuntimeError, NotImplementedError) as e:  # Triton or CUDA missing, unsupported model

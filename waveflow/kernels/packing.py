@@ -84,6 +84,9 @@ def _b(conv: torch.nn.Module) -> torch.Tensor:
 
 def unsupported(model: WaveGlow) -> str | None:
     """Why the fused kernels cannot run ``model``, or ``None`` when they can."""
+    kind = getattr(model.config, "type", None)
+    if kind != "waveglow":
+        return f"the fused kernels are WaveGlow-only (this is a {kind} model; it runs its own inverse)"
     if any(step.coupling.swap_halves for step in model.flows):
         return "the fused kernels do not support couplings that alternate halves (NVIDIA glow_old models)"
     return None

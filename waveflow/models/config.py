@@ -58,6 +58,7 @@ class WaveGlowConfig:
             (a pitch predictor from the mel, then the whitening: voiced from the first step).
         prior_mel: the mel settings whose filterbank the prior uses (``n_mels``/``hop_length`` as the
             model's); ``None`` = Tacotron2's.
+        type: the model family (:mod:`waveflow.models.registry`); always ``waveglow`` here.
     """
 
     n_mels: int = 80
@@ -74,8 +75,10 @@ class WaveGlowConfig:
     mel_shift: float = 0.0
     prior: Literal["none", "spectral", "source-filter"] = "none"
     prior_mel: MelConfig | None = None
+    type: Literal["waveglow"] = "waveglow"
 
     def __post_init__(self) -> None:
+        require(self.type == "waveglow", f"model.type of a WaveGlowConfig must be waveglow, got {self.type!r}")
         require(math.isfinite(self.mel_shift), f"model.mel_shift must be finite, got {self.mel_shift}")
         for name in ("n_mels", "n_flows", "n_group", "n_early_every", "n_layers", "n_channels", "hop_length"):
             require(getattr(self, name) > 0, f"model.{name} must be positive, got {getattr(self, name)}")

@@ -95,6 +95,12 @@ class WaveGlow(nn.Module):
         return self.config.hop_length
 
     @property
+    def batches_padded(self) -> bool:
+        """Items of different lengths may share a padded batch (the Vocoder masks the WN activations past each
+        item's end); not with a prior, whose lapped transform treats an item's last frame as the clip's end."""
+        return self.prior is None
+
+    @property
     def prior_context_frames(self) -> int:
         """Mel frames the prior adds to the receptive field on each side (0 without a prior)."""
         return self.config.prior_context_frames

@@ -13,7 +13,8 @@ from torch.utils.data import BatchSampler, DataLoader
 from ..checkpoints import load_checkpoint
 from ..config import ConfigError, to_dict
 from ..mel import MelConfig, MelSpectrogram
-from ..models import WaveGlow
+from ..models import VocoderModel
+from ..models import build_model as build_fresh
 from .config import RunConfig, TrainConfig
 from .data import ClipDataset, EpochSampler, SegmentDataset, check_clips, collate
 from .utils import ignore_stop_signals
@@ -25,7 +26,7 @@ class FlowObjective(nn.Module):
     """Audio batch -> :class:`~waveflow.models.waveglow.NLLOutput`. The module Accelerate wraps: DDP only
     synchronises gradients of what runs inside ``forward``, so the mel and the NLL are computed here."""
 
-    def __init__(self, model: WaveGlow, mel_config: MelConfig, sigma: float):
+    def __init__(self, model: VocoderModel, mel_config: MelConfig, sigma: float):
         super().__init__()
         self.model = model
         self.mel = MelSpectrogram(mel_config)
@@ -38,7 +39,7 @@ class FlowObjective(nn.Module):
         return self.model.nll(audio, mel, self.sigma)
 
 
-def build_model(cfg: RunConfig, warm_start: bool) -> tuple[WaveGlow, RunConfig]:
+def build_model(cfg: RunConfig, warm_start: bool) -> tuple[VocoderModel, RunConfig]:
     """A fresh model of ``cfg.model``, or ``cfg.train.init_from``'s (whose shape then replaces ``cfg.model``).
 
     Seeds everything first (``train.seed``), so the same config gives the same initial weights.
@@ -47,7 +48,7 @@ def build_model(cfg: RunConfig, warm_start: bool) -> tuple[WaveGlow, RunConfig]:
 
     set_seed(cfg.train.seed)
     if not cfg.train.init_from:
-        return WaveGlow(cfg.model), cfg
+        return build_fresh(cfg.model), cfg
     ck = load_checkpoint(cfg.train.init_from, weight_norm=True, sample_rate=cfg.mel.sample_rate)
     if to_dict(ck.model.config) != to_dict(cfg.model):
         log.info("model shape taken from %s: %s", cfg.train.init_from, to_dict(ck.model.config))

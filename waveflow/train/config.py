@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..config import apply_overrides, find_config, from_dict, load_yaml, require, to_yaml
 from ..mel import MelConfig
-from ..models import WaveGlowConfig
+from ..models import ModelConfig, WaveGlowConfig
 
 
 @dataclasses.dataclass
@@ -169,7 +169,7 @@ class RunConfig:
     """Everything a training run needs: features, model shape, data and training settings."""
 
     mel: MelConfig = dataclasses.field(default_factory=MelConfig)
-    model: WaveGlowConfig = dataclasses.field(default_factory=WaveGlowConfig)
+    model: ModelConfig = dataclasses.field(default_factory=WaveGlowConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 

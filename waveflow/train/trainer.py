@@ -29,7 +29,7 @@ from accelerate.utils import ProjectConfiguration
 
 from ..checkpoints import save_model
 from ..config import ConfigError
-from ..models import WaveGlow
+from ..models import VocoderModel
 from ..progress import progress_bar
 from .build import FlowObjective, build_loaders, build_model, build_optimizer, drop_bad_validation_clips
 from .checkpointing import EXPORT_TMP, check_changes, resume_trainer, save_trainer, saved_config
@@ -110,10 +110,10 @@ class Trainer:
             acc.init_trackers("waveflow", config=hparams(self.cfg))
 
     @property
-    def model(self) -> WaveGlow:
+    def model(self) -> VocoderModel:
         return self.accelerator.unwrap_model(self.objective).model
 
-    def _build_model(self, warm_start: bool) -> WaveGlow:
+    def _build_model(self, warm_start: bool) -> VocoderModel:
         model, self.cfg = build_model(self.cfg, warm_start)
         return model
 

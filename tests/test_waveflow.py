@@ -17,18 +17,17 @@ import pytest
 import torch
 from conftest import voiced
 
-from waveflow import MelConfig, MelSpectrogram
+from waveflow import MelConfig, MelSpectrogram, WaveFlow, WaveFlowConfig
 from waveflow.config import ConfigError, from_dict, load_yaml
 from waveflow.flows import SourceFilterPrior, SpectralPrior
 from waveflow.flows.wavenet2d import randomize_ends
 from waveflow.models.waveflow import (
-    WaveFlow,
     flow_reach_steps,
     plain_state_dict,
     prepare_for_inference,
     receptive_field_frames,
 )
-from waveflow.models.waveflow_config import WaveFlowConfig, default_height_dilations
+from waveflow.models.waveflow_config import default_height_dilations
 from waveflow.train.config import DataConfig, TrainConfig
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

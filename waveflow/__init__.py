@@ -4,6 +4,7 @@ Public API (stable)::
 
     from waveflow import Vocoder                       # the main inference class
     from waveflow import MelConfig, MelSpectrogram, WaveGlowConfig, WaveGlow, load_model, save_model
+    from waveflow import WaveFlowConfig, WaveFlow      # the second flow family (autoregressive over a height)
 """
 
 import os as _os
@@ -19,7 +20,8 @@ from .errors import WaveflowError
 from .inference import Vocoder
 from .mel import MelConfig, MelSpectrogram
 from .models import WaveGlow, WaveGlowConfig
+from .models.waveflow import WaveFlow, WaveFlowConfig
 from .version import __version__
 
-__all__ = ["MelConfig", "MelSpectrogram", "Vocoder", "WaveGlow", "WaveGlowConfig", "WaveflowError", "__version__",
-           "load_model", "save_model"]
+__all__ = ["MelConfig", "MelSpectrogram", "Vocoder", "WaveFlow", "WaveFlowConfig", "WaveGlow", "WaveGlowConfig",
+           "WaveflowError", "__version__", "load_model", "save_model"]

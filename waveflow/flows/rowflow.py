@@ -47,13 +47,17 @@ class RowAffineFlow(nn.Module):
         logdet = log_s.sum(1, dtype=work) if per_step else log_s.flatten(1).sum(1, dtype=work)
         return x * torch.exp(log_s) + t, logdet
 
-    def inverse(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """``(B, h, w) -> x (B, h, w)``, row by row with per-layer row queues: ``h`` passes of one row each."""
+    def inverse(self, z: torch.Tensor, cond: torch.Tensor, cond_rows: list[int] | None = None) -> torch.Tensor:
+        """``(B, h, w) -> x (B, h, w)``, row by row with per-layer row queues: ``h`` passes of one row each.
+
+        ``cond_rows``: row ``i`` of ``x`` is conditioned on row ``cond_rows[i]`` of ``cond`` (the model's mel in
+        its original row order, so no permuted copy of it is made per flow); ``None``: on row ``i``.
+        """
         steps = RowSteps(self.wn)
         rows: list[torch.Tensor] = []
         previous = torch.zeros_like(z[:, 0])
         for i in range(z.shape[1]):
-            out = steps(previous, cond[:, :, i])
+            out = steps(previous, cond[:, :, i if cond_rows is None else cond_rows[i]])
             previous = (z[:, i] - out[:, 0]) * torch.exp(-out[:, 1])
             rows.append(previous)
         return torch.stack(rows, 1)

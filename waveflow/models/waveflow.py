@@ -148,9 +148,11 @@ class WaveFlow(nn.Module):
         x = z
         for k in reversed(range(cfg.n_flows)):
             x = x.index_select(1, torch.argsort(self.perms[k]))  # undo the permutation after flow k
-            cond_k = cond.index_select(2, self.orders[k])
             step = self.flows[k]
-            x = step.inverse_reference(x, cond_k) if reference else step.inverse(x, cond_k)
+            if reference:
+                x = step.inverse_reference(x, cond.index_select(2, self.orders[k]))
+            else:
+                x = step.inverse(x, cond, cond_rows=self.orders[k].tolist())
         audio = x.transpose(1, 2).reshape(B, -1)
         return audio if self.prior is None else self.prior.inverse(audio, mel, known=known)
 

@@ -56,6 +56,18 @@ def _mel_hz_ticks(n_mels: int, fmin: float, fmax: float) -> tuple[list[float], l
     return positions, labels
 
 
+def _draw_pitch(ax, f0: np.ndarray, n_mels: int, frame_seconds: float, fmin: float, fmax: float) -> None:
+    """F0 and its 2nd and 3rd harmonics as lines on a mel spectrogram's axes (mel-bin coordinates)."""
+    import librosa
+
+    centres = librosa.mel_frequencies(n_mels=n_mels, fmin=fmin, fmax=fmax, htk=False)
+    t = np.arange(len(f0)) * frame_seconds
+    for k, style in ((1, "-"), (2, ":"), (3, ":")):
+        ax.plot(t, np.interp(k * f0, centres, np.arange(n_mels), right=np.nan), style, color="white",
+                linewidth=1.6 if k == 1 else 0.9, label="pitch (from the mel) and 2nd, 3rd harmonics" if k == 1 else None)
+    ax.legend(loc="upper right", fontsize=8, framealpha=0.6)
+
+
 def mel_figure(
     mels: Sequence[tuple[str, np.ndarray]],
     sample_rate: int,
@@ -63,6 +75,7 @@ def mel_figure(
     fmin: float = 0.0,
     fmax: float | None = 8000.0,
     floor: float = -11.5,
+    pitch: np.ndarray | None = None,
 ) -> Figure:
     """Log-mel spectrograms stacked vertically on one colour scale (so they can be compared by eye).
 
@@ -71,6 +84,8 @@ def mel_figure(
         sample_rate, hop_length: to label the time axis in seconds.
         fmin, fmax: the mel range, to label the frequency axis in Hz.
         floor: the silence level (``ln(clamp_min)``); the colour scale starts there.
+        pitch: optional F0 in Hz per frame of the first mel (NaN where unvoiced), drawn over it with its
+            first harmonics (the source-filter prior's pitch track).
     """
     fmax = fmax if fmax is not None else sample_rate / 2
     n = max(1, len(mels))
@@ -99,6 +114,8 @@ def mel_figure(
             positions, labels = _mel_hz_ticks(n_mels, fmin, fmax)
             ax.set_yticks(positions, labels)
             ax.set_xlim(0.0, longest * hop_length / sample_rate)
+        if pitch is not None and len(mels):
+            _draw_pitch(axes[0], np.asarray(pitch, float), mels[0][1].shape[0], hop_length / sample_rate, fmin, fmax)
         axes[-1].set_xlabel("time (s)")
         if image is not None:
             bar = fig.colorbar(image, ax=list(axes), shrink=0.9, pad=0.01)
@@ -179,6 +196,7 @@ def flow_steps_figure(
     gaussian_bits: float,
     total_bits: float,
     prior_bits: float | None = None,
+    predictor_bits: float | None = None,
 ) -> Figure:
     """Each flow step's share of the NLL, and how the NLL adds up.
 
@@ -190,8 +208,10 @@ def flow_steps_figure(
         invconv_bits: per step, ``-logdet_w / (T ln 2)`` of the 1x1 convolution.
         gaussian_bits: the prior's term ``(0.5 z^2 / sigma^2 + log sigma + 0.5 log 2 pi) / ln 2`` per sample.
         total_bits: the NLL in bits per sample (the sum of everything above).
-        prior_bits: for a model with the spectral prior, its whitening's ``-logdet / (T ln 2)`` (the mel's
-            envelope explaining the audio's level before any flow step).
+        prior_bits: for a model with a prior, its ``-logdet / (T ln 2)`` (the mel's envelope explaining the
+            audio's level before any flow step).
+        predictor_bits: for the source-filter prior, the bits per sample its pitch predictor saves beside the
+            whitening alone (drawn hatched, as a negative share; its log-det is 0, so it is not a term of the sum).
     """
     n = len(coupling_bits)
     # Float rounding leaves ~1e-8 where a term is exactly zero (e.g. orthogonal 1x1 convs at initialisation);
@@ -217,7 +237,9 @@ def flow_steps_figure(
         step_ax.legend(fontsize=9, loc="best")
         step_ax.grid(axis="y", alpha=0.25)
 
-        parts = [("spectral prior (whitening)", prior_bits, WHITENED_COLOR)] if prior_bits is not None else []
+        parts = [("prior (whitening)", prior_bits, WHITENED_COLOR)] if prior_bits is not None else []
+        if predictor_bits is not None:
+            parts.append(("pitch predictor's share", -predictor_bits, WHITENED_COLOR))
         parts += [
             ("Gaussian prior on z", gaussian_bits, GAUSS_COLOR),
             ("all couplings", float(np.sum(coupling_bits)), COUPLING_COLOR),
@@ -227,7 +249,10 @@ def flow_steps_figure(
         labels = [p[0] for p in parts]
         values = [p[1] for p in parts]
         y = np.arange(len(parts))[::-1]
-        sum_ax.barh(y, values, color=[p[2] for p in parts])
+        bars = sum_ax.barh(y, values, color=[p[2] for p in parts])
+        if predictor_bits is not None:
+            bars[1].set_hatch("//")
+            bars[1].set_alpha(0.6)
         sum_ax.axvline(0.0, color="black", linewidth=0.8)
         sum_ax.set_yticks(y, labels)
         sum_ax.set_xlabel("bits per sample")

@@ -228,25 +228,28 @@ def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def bundled_configs() -> list[str]:
-    """Names of the configs shipped in the package (``tiny``, ``small``, ``256``, ...)."""
+    """Names of the configs shipped in the package: WaveGlow's by their short names (``tiny``, ``small``,
+    ``256``, ``starter``), the other families' by their file names (``waveflow-tiny``, ``waveflow-64``, ...)."""
     folder = importlib.resources.files("waveflow.configs")
-    return sorted(f.name[len("waveglow-"):-len(".yaml")] for f in folder.iterdir()
-                  if f.name.startswith("waveglow-") and f.name.endswith(".yaml"))
+    names = [f.name[: -len(".yaml")] for f in folder.iterdir() if f.name.endswith(".yaml")]
+    return sorted(n.removeprefix("waveglow-") for n in names)
 
 
 def find_config(name_or_path: str | Path) -> Path:
-    """A config file by path, or a bundled config by name: ``tiny`` or ``waveglow-tiny`` (package data).
+    """A config file by path, or a bundled config by name: ``tiny`` or ``waveglow-tiny``, ``waveflow-64``
+    (package data).
 
     A path that exists wins over a bundled name, so a user's own ``tiny.yaml`` is never shadowed.
     """
     path = Path(name_or_path)
     if path.is_file():
         return path
-    name = path.name.removesuffix(".yaml").removeprefix("waveglow-")
+    name = path.name.removesuffix(".yaml")
     if len(path.parts) == 1 or path.parent.name == "configs":  # "tiny", "configs/waveglow-tiny.yaml"
-        bundled = importlib.resources.files("waveflow.configs").joinpath(f"waveglow-{name}.yaml")
-        if bundled.is_file():
-            return Path(str(bundled))
+        folder = importlib.resources.files("waveflow.configs")
+        for candidate in (f"{name}.yaml", f"waveglow-{name}.yaml"):
+            bundled = folder.joinpath(candidate)
+            if bundled.is_file() and name != "__init__":
+                return Path(str(bundled))
     raise ConfigError(f"{name_or_path}: config file not found (bundled configs: {', '.join(bundled_configs())}; "
                       "or give the path of a YAML file)")
-

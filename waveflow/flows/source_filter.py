@@ -74,6 +74,18 @@ class SourceFilterPrior(nn.Module):
         u = self.pitch.analysis(x, taps)
         return self.spectral(u, logmel, offset=self.level(taps, x.shape[1]), per_frame=per_frame)
 
+    def predictor_gain(self, x: torch.Tensor, logmel: torch.Tensor) -> torch.Tensor:
+        """What the pitch predictor saves, nats per sample ``(B,)``: the Gaussian code length of the whitened
+        signal (``0.5 e**2 - log-det``, per sample) by the whitening alone minus that with the predictor first.
+        Its log-det is 0, so this is its whole share of the NLL beside the same whitening."""
+        T = x.shape[1]
+        e_alone, logdet_alone = self.spectral(x, logmel)
+        e_with, logdet_with = self(x, logmel)
+        def code(e, logdet):
+            return (0.5 * e.to(logdet.dtype).square().sum(1) - logdet) / T
+
+        return code(e_alone, logdet_alone) - code(e_with, logdet_with)
+
     def residual(self, x: torch.Tensor, logmel: torch.Tensor) -> torch.Tensor:
         """The pitch predictor's residual ``u (B, T)`` of ``x`` (what the whitening sees)."""
         return self.pitch.analysis(x, self.pitch.taps(logmel))

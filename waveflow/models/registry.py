@@ -27,9 +27,10 @@ import torch
 from torch import nn
 
 from . import prepare
+from . import waveflow as waveflow_family
 from .config import WaveGlowConfig
-
-# TODO(seam): WaveFlow lands next
+from .waveflow import WaveFlow
+from .waveflow_config import WaveFlowConfig
 from .waveglow import WaveGlow
 
 
@@ -62,6 +63,9 @@ class Family:
 FAMILIES: dict[str, Family] = {
     "waveglow": Family(WaveGlowConfig, WaveGlow, prepare.receptive_field_frames, prepare.prepare_for_inference,
                        prepare.plain_state_dict, "WaveGlow (Prenger et al., 2018): parallel affine couplings"),
+    "waveflow": Family(WaveFlowConfig, WaveFlow, waveflow_family.receptive_field_frames,
+                       waveflow_family.prepare_for_inference, waveflow_family.plain_state_dict,
+                       "WaveFlow (Ping et al., 2020): autoregressive over a squeezed height"),
 }
 MODEL_TYPES = tuple(FAMILIES)
 #: A model config of any family (a tagged union: its ``type`` field picks the family when read from YAML).

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import importlib.util
+import json
 import math
 from pathlib import Path
 
@@ -304,3 +306,23 @@ def test_bad_configs_are_refused_naming_the_key(change, message):
         WaveFlowConfig(**change)
     with pytest.raises(ConfigError, match="model.type"):
         from_dict(WaveFlowConfig, {"type": "waveglow"}, "model")
+
+
+def test_the_speed_benchmark_runs(tmp_path, monkeypatch):
+    """scripts/bench_waveflow.py (not imported by the package, so nothing else would catch its rot)."""
+    scripts = Path(__file__).resolve().parent.parent / "scripts"
+    monkeypatch.syspath_prepend(str(scripts))
+    spec = importlib.util.spec_from_file_location("bench_waveflow", scripts / "bench_waveflow.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "bench.json"
+    assert bench.main(["--config", "waveflow-tiny", "--seconds", "0.05", "--reference-seconds", "0.03",
+                       "--repeats", "1", "--warmup", "0", "--threads", "1", "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert {"figure", "config", "device", "device_name", "dtype", "torch", "waveflow"} <= set(record)
+    (row,) = record["results"]
+    assert row["waveflow_khz"] > 0 and row["waveflow_over_waveglow"] == row["waveflow_khz"] / row["waveglow_khz"]
+    assert record["models"]["waveglow"]["type"] == "waveglow"
+    target = WaveFlowConfig().weight_count()  # waveflow-64's: NVIDIA's layout at 38 WN channels matches it
+    assert bench.matching_waveglow(target, 80, 256, None).weight_count() == pytest.approx(target, rel=0.02)
+    assert record["reference_inverse"]["speedup"] > 0

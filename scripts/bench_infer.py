@@ -98,6 +98,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--audio", type=Path, help="mel of this recording (repeated to --seconds) instead of random "
+                   "mels: a pitch predictor's cost depends on the voice's periods")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--plugin", action="append", default=[], help="module that registers more modes")
     p.add_argument("--json", type=Path, help="also write the result here")
@@ -136,8 +138,19 @@ def load_model(args) -> tuple[VocoderModel, MelConfig, dict]:
 
 
 def make_mels(mel_config: MelConfig, args) -> list[torch.Tensor]:
-    """``--batch-size`` random log-mels ``(n_mels, F)`` of ``--seconds`` each."""
+    """``--batch-size`` log-mels ``(n_mels, F)`` of ``--seconds`` each: random, or of ``--audio`` repeated."""
     frames = max(1, round(args.seconds * mel_config.sample_rate / mel_config.hop_length))
+    if args.audio:
+        import soundfile as sf
+
+        from waveflow import MelSpectrogram
+        from waveflow.audio import resample
+
+        audio, rate = sf.read(str(args.audio), dtype="float32", always_2d=True)
+        audio = resample(audio.mean(1), rate, mel_config.sample_rate)
+        mel = MelSpectrogram(mel_config)(torch.from_numpy(audio))
+        mel = mel.repeat(1, frames // mel.shape[1] + 1)[:, :frames]
+        return [mel.clone() for _ in range(args.batch_size)]
     gen = torch.Generator().manual_seed(args.seed)
     return [torch.randn(mel_config.n_mels, frames, generator=gen) * 2.0 - 6.0 for _ in range(args.batch_size)]
 

@@ -31,11 +31,8 @@ import torch  # after the OpenMP setting
 from benchlib import emit, record, time_calls
 
 from waveflow.config import from_dict, load_yaml
-from waveflow.flows import wavenet, wavenet2d
-from waveflow.models import WaveGlowConfig, prepare
-from waveflow.models import waveflow as waveflow_model
-from waveflow.models.waveflow_config import WaveFlowConfig
-from waveflow.models.waveglow import WaveGlow
+from waveflow.flows.wavenet import randomize_ends
+from waveflow.models import WaveFlowConfig, WaveGlowConfig, build_model, prepare_for_inference
 
 CONFIGS = Path(__file__).resolve().parent.parent / "waveflow" / "configs"
 END_STD = 0.02
@@ -83,11 +80,7 @@ def flow_macs_per_sample(config) -> float:
 def build(config):
     """A random, folded, float32 model of ``config`` on the CPU."""
     torch.manual_seed(0)
-    if isinstance(config, WaveFlowConfig):
-        model = wavenet2d.randomize_ends(waveflow_model.WaveFlow(config), END_STD)
-        return waveflow_model.prepare_for_inference(model, CPU, torch.float32)
-    model = wavenet.randomize_ends(WaveGlow(config), END_STD)
-    return prepare.prepare_for_inference(model, CPU, torch.float32)
+    return prepare_for_inference(randomize_ends(build_model(config), END_STD), CPU, torch.float32)
 
 
 def sampler(model, mel: torch.Tensor, seed: int, method: str = "infer"):

@@ -32,7 +32,6 @@ from waveflow import (
 from waveflow.checkpoints import CheckpointError, load_checkpoint
 from waveflow.cli import main as cli_main
 from waveflow.config import ConfigError
-from waveflow.flows.wavenet2d import randomize_ends as randomize_2d
 from waveflow.models import MODEL_TYPES, build_model, model_type, receptive_field_frames
 from waveflow.train.config import load_run_config
 from waveflow.train.trainer import run
@@ -46,8 +45,7 @@ WAVEGLOW = WaveGlowConfig(n_flows=2, n_group=8, n_early_every=2, n_early_size=2,
 
 def random_model(cfg, seed=0):
     torch.manual_seed(seed)
-    randomize = randomize_2d if cfg.type == "waveflow" else randomize_ends
-    return randomize(build_model(cfg), std=0.05, seed=seed).eval()
+    return randomize_ends(build_model(cfg), std=0.05, seed=seed).eval()
 
 
 def speech(seconds=1.0, seed=0) -> torch.Tensor:

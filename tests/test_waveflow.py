@@ -22,7 +22,7 @@ from conftest import voiced
 from waveflow import MelConfig, MelSpectrogram, WaveFlow, WaveFlowConfig
 from waveflow.config import ConfigError, from_dict, load_yaml
 from waveflow.flows import SourceFilterPrior, SpectralPrior
-from waveflow.flows.wavenet2d import randomize_ends
+from waveflow.flows.wavenet import randomize_ends
 from waveflow.models.waveflow import (
     flow_reach_steps,
     plain_state_dict,

@@ -31,6 +31,8 @@ class WN(nn.Module):
         kernel_size: odd kernel width of the dilated convs.
     """
 
+    zero_end = True  # its end conv starts at zero (see randomize_ends)
+
     def __init__(
         self,
         n_in_channels: int,
@@ -114,14 +116,15 @@ def apply_weight_norm(module: nn.Module) -> int:
 
 @torch.no_grad()
 def randomize_ends(module: nn.Module, std: float = 0.1, seed: int = 0) -> nn.Module:
-    """Fill the weight and bias of every WN ``end`` conv under ``module`` with ``N(0, std^2)`` (seeded); returns it.
+    """Fill the weight and bias of every WN's ``end`` conv under ``module`` with ``N(0, std^2)`` (seeded); returns it.
 
-    A new WaveGlow's end convs are zero, which makes every coupling the identity. Benchmarks and tests that
-    need the cost and the numerics of a trained model use this instead. The draw is made in float64 on the
-    CPU, then cast, so it is the same on every device and dtype.
+    A new WaveGlow's (or WaveFlow's) end convs are zero, which makes every coupling (flow) the identity.
+    Benchmarks and tests that need the cost and the numerics of a trained model use this instead. The draw is
+    made in float64 on the CPU, then cast, so it is the same on every device and dtype. A WN is any module
+    whose class sets ``zero_end = True`` (:class:`WN`, the 2-D :class:`~.wavenet2d.WN2d`).
     """
     gen = torch.Generator().manual_seed(seed)
-    wns = [m for m in module.modules() if isinstance(m, WN)]
+    wns = [m for m in module.modules() if getattr(type(m), "zero_end", False)]
     if not wns:
         raise ValueError("randomize_ends found no WN module")
     for wn in wns:

@@ -40,6 +40,8 @@ class WN2d(nn.Module):
         height_dilations: one height dilation per layer.
     """
 
+    zero_end = True  # its end conv starts at zero (see randomize_ends)
+
     def __init__(self, n_cond_channels: int, n_layers: int, n_channels: int, kernel_size: tuple[int, int],
                  height_dilations: tuple[int, ...]):
         super().__init__()
@@ -156,18 +158,3 @@ def apply_weight_norm(module: nn.Module) -> int:
                 weight_norm(conv)
                 count += 1
     return count
-
-
-@torch.no_grad()
-def randomize_ends(module: nn.Module, std: float = 0.1, seed: int = 0) -> nn.Module:
-    """Fill every WN2d ``end`` conv under ``module`` with ``N(0, std^2)`` (seeded, drawn in float64 on the CPU,
-    then cast); returns it. A new WaveFlow's end convs are zero (every flow the identity): tests and benchmarks
-    that need a trained model's numerics and cost use this, like :func:`~.wavenet.randomize_ends`."""
-    gen = torch.Generator().manual_seed(seed)
-    wns = [m for m in module.modules() if isinstance(m, WN2d)]
-    if not wns:
-        raise ValueError("randomize_ends found no WN2d module")
-    for wn in wns:
-        for p in (wn.end.weight, wn.end.bias):
-            p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * std)
-    return module

@@ -42,6 +42,7 @@ from .runtime import latent_noise, resolve_dtype
 
 MelLike = torch.Tensor | np.ndarray
 DEFAULT_SIGMA = 0.6  # NVIDIA's choice for speech, for models that recommend none
+DEFAULT_CHUNK_FRAMES = 1024  # 12 s at 22.05 kHz: long inputs are made in chunks this long (flat memory)
 
 
 class NonFiniteAudioError(WaveflowError, RuntimeError):
@@ -82,7 +83,9 @@ class Vocoder:
         seed: default seed of the latent; ``None`` draws a fresh one per call.
         denoiser_strength: default bias removal (0 = off; NVIDIA suggests 0.01 to 0.1).
         mel_config: features of a bare model (Tacotron2's with its hop/n_mels by default).
-        chunk_frames: mels longer than this are made in chunks of this many frames.
+        chunk_frames: mels longer than this are made in chunks of this many frames (default: 1024, or twice
+            the context where that is longer: a WaveFlow's inverse reaches ``n_height`` times further than its
+            forward, 2045 frames each side for waveflow-64, so shorter chunks would be mostly context).
         context_frames: frames computed and dropped each side of a chunk (default: the receptive field).
         crossfade: samples over which neighbouring chunks are mixed (default: one hop).
         denoiser_mode: constant mel of the bias estimate, ``floor`` or ``zeros`` (see :mod:`waveflow.denoiser`).
@@ -98,7 +101,7 @@ class Vocoder:
 
     def __init__(self, model: str | Path | LoadedCheckpoint | VocoderModel, *, device: str | torch.device = "cpu",
                  dtype: str | torch.dtype = "float32", sigma: float | None = None, seed: int | None = 0,
-                 denoiser_strength: float = 0.0, mel_config: MelConfig | None = None, chunk_frames: int = 1024,
+                 denoiser_strength: float = 0.0, mel_config: MelConfig | None = None, chunk_frames: int | None = None,
                  context_frames: int | None = None, crossfade: int | None = None, denoiser_mode: str = "floor",
                  kernels: str = "auto", inverse: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
         if isinstance(model, (str, Path)):
@@ -121,6 +124,8 @@ class Vocoder:
         self.sigma = float(sigma if sigma is not None else recommended.get("sigma", DEFAULT_SIGMA))
         self.seed, self.denoiser_strength = seed, denoiser_strength
         self.context_frames = receptive_field_frames(cfg) if context_frames is None else context_frames
+        if chunk_frames is None:
+            chunk_frames = max(DEFAULT_CHUNK_FRAMES, 2 * self.context_frames)
         self.crossfade = cfg.hop_length if crossfade is None else crossfade
         if chunk_frames < 1 or self.context_frames < 0 or not 0 <= self.crossfade <= chunk_frames * cfg.hop_length:
             raise ValueError("need chunk_frames >= 1, context_frames >= 0, 0 <= crossfade <= chunk samples")

@@ -38,12 +38,15 @@ def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--model", action="append", default=[], metavar="NAME=CHECKPOINT", help="a model to score")
-    p.add_argument("--untrained", action="append", default=[], metavar="CONFIG",
-                   help="also score a freshly initialised model of this bundled config")
+    p.add_argument("--untrained", action="append", default=[], metavar="CONFIG[,KEY=VALUE...]",
+                   help="also score a freshly initialised model of this bundled config, with optional overrides "
+                   "(e.g. starter,model.prior=spectral)")
     p.add_argument("--seen", type=Path, required=True, help="LJSpeech-layout corpus of the training voices")
     p.add_argument("--exclude-train", nargs="*", type=Path, default=[], metavar="LIST",
                    help="split lists (id|path) whose clips were trained on: left out of --seen")
     p.add_argument("--unseen", type=Path, help="LJSpeech-layout corpus of voices never trained on")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=DIR",
+                   help="another LJSpeech-layout corpus to score, under this name (e.g. low voices)")
     p.add_argument("--per-set", type=int, default=12, help="clips per set, spread over the voices")
     p.add_argument("--sigma", type=float, default=None,
                    help="latent std for every model (default: each model's own recommendation, else 0.6)")
@@ -78,11 +81,13 @@ def models(args) -> list[tuple[str, LoadedCheckpoint]]:
         if not sep:
             raise SystemExit(f"--model {spec!r}: expected NAME=CHECKPOINT")
         out.append((name, load_checkpoint(path, weight_norm=False)))
-    for config in args.untrained:
-        cfg = load_run_config(config)
+    for spec in args.untrained:
+        config, *overrides = spec.split(",")
+        cfg = load_run_config(config, overrides)
         torch.manual_seed(0)
         model = build_model(cfg.model).remove_weight_norm()
-        out.append((f"untrained-{config}", LoadedCheckpoint(model, cfg.mel, "untrained", {"name": config})))
+        name = f"untrained-{config}" + "".join(f"-{o.split('=', 1)[1]}" for o in overrides)
+        out.append((name, LoadedCheckpoint(model, cfg.mel, "untrained", {"name": name})))
     return out
 
 
@@ -110,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     sets = {"seen voices, held-out utterances": held_out(args.seen, args.exclude_train, args.per_set)}
     if args.unseen:
         sets["unseen voices"] = held_out(args.unseen, [], args.per_set)
+    for spec in args.set:
+        name, sep, folder = spec.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {spec!r}: expected NAME=DIR")
+        sets[name] = held_out(Path(folder), [], args.per_set)
     scored = models(args)
     table: dict[str, dict[str, dict]] = {}
     for set_name, files in sets.items():

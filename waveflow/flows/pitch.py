@@ -19,7 +19,7 @@ is unit lower-triangular, so its log-determinant is exactly 0, and its inverse i
 ``x[n] = u[n] + sum_k b_k[n] x[n - d_k[n]]``, run in blocks no longer than the shortest delay in them (each
 block only reads samples already made) and vectorised inside a block. Per mel frame: 9 integer delays around
 the comb's period, their weights a softmax whose prior is a Gaussian around the fractional period (1 % of the
-period wide, at least half a sample), times a strength ``s = 0.95 * sigmoid(min(12 (score - 0.55), 1.73))``
+period wide, at least half a sample), times a strength ``s = 0.95 * sigmoid(min(12 (score - 0.55), 2.14))``
 (at most 0.85 from the comb alone); a small conv net on the mel (zero at initialisation) adds to the softmax's
 logits and to the strength's, learned by the NLL. ``sum_k |b_k| = s < 0.95`` for any mel, so the synthesis is
 stable by construction (``|x| <= max|u| / (1 - 0.95)``). Per sample, the taps of the two mel frames around it

@@ -8,7 +8,7 @@ import argparse
 
 from ..errors import run_command
 from ..version import __version__
-from . import demo, mel, models, train, vocode
+from . import demo, mel, models, score, train, vocode
 from .common import Formatter
 
 EXAMPLES = """\
@@ -20,6 +20,7 @@ examples:
   waveflow vocode mels/ -o wavs_out/ --checkpoint voices/nvidia.pt
   waveflow synth recordings/ -o resynth/ --checkpoint voices/nvidia.pt
   waveflow eval clips/ --checkpoint voices/nvidia.pt
+  waveflow score corpus/ -o score/                 find the bad clips of a corpus before training
   waveflow demo --checkpoint voices/nvidia.pt        web demo at http://127.0.0.1:7860
   waveflow quickstart                              offline: corpus -> tiny voice -> demo, in minutes
   waveflow <command> --help                        options of one command
@@ -27,7 +28,7 @@ examples:
 
 PARSERS = [mel.add_parser, models.add_info_parser, models.add_import_parser, train.add_parser,
            vocode.add_vocode_parser, vocode.add_synth_parser, vocode.add_eval_parser, demo.add_demo_parser,
-           demo.add_quickstart_parser]
+           demo.add_quickstart_parser, score.add_parser]
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -24,6 +24,8 @@ class DataConfig:
         format: ``auto`` detects the three cases above; or force ``ljspeech``/``folder``/``filelist``.
         val_list: optional file list of validation clips; then every clip of ``root`` is used for training
             and no hash split is made (Tacotron2-style ``train``/``val`` lists).
+        exclude: optional file of clips to leave out of every split, one path (or id) a line: the
+            ``exclude.txt`` of ``waveflow score`` (relative paths: to the current folder or the file's own).
         val_fraction: share of utterances put in the validation split (by a stable hash of the id).
         test_fraction: share put in the test split (never trained on; the recipe vocodes it).
         split_salt: mixed into the hash; change it to draw a different split.
@@ -41,6 +43,7 @@ class DataConfig:
     root: str | None = None
     format: typing.Literal["auto", "ljspeech", "folder", "filelist"] = "auto"
     val_list: str | None = None
+    exclude: str | None = None
     val_fraction: float = 0.02
     test_fraction: float = 0.02
     split_salt: str = "waveflow"

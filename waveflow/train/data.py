@@ -23,6 +23,7 @@ from torch.utils.data import Dataset, Sampler
 from ..audio import AUDIO_EXTENSIONS, AudioError, resample, to_mono
 from ..config import ConfigError
 from .config import DataConfig
+from .exclude import Exclusion
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +146,12 @@ def scan(
     splits: dict[str, list[Utterance]] = {name: [] for name in SPLITS}
     skipped: dict[str, list[str]] = {}
     val_min = min_samples if val_min_samples is None else val_min_samples
+    exclusion = Exclusion(config.exclude) if config.exclude else None
     for fixed, group in ((None, pairs), ("val", val_pairs)):
         for utt_id, path in group:
+            if exclusion is not None and (utt_id, path) in exclusion:
+                skipped.setdefault("listed in data.exclude", []).append(utt_id)
+                continue
             try:
                 n, rate = probe(path, sample_rate)
             except AudioError as e:
@@ -165,6 +170,8 @@ def scan(
                 continue
             splits[split].append(Utterance(utt_id, path, n, rate))
     corpus = Corpus(splits, skipped)
+    if exclusion is not None:
+        exclusion.warn_unmatched(log)
     if not splits["train"]:
         raise ConfigError(f"data.root {config.root}: no usable training clip ({corpus.summary()})")
     return corpus

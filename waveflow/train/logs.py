@@ -1,16 +1,20 @@
 """What a training run tells: ``train.log`` and the console (without breaking the progress bar), one JSON line
-of scalars per logged step in ``metrics.jsonl``, the tracker (TensorBoard), and which clips each process saw."""
+of scalars per logged step in ``metrics.jsonl``, the tracker (TensorBoard), which clips each process saw, and
+the worst validation clips by bits per sample at each validation (:class:`ClipValidator`)."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import torch
 from accelerate.utils import gather_object
 
-from .utils import TqdmHandler
+from .utils import TqdmHandler, Validator
+
+WORST_CLIPS = 5  # validation clips named at each validation, worst first
 
 
 class RunLog:
@@ -76,3 +80,37 @@ class RunLog:
         if self.main:
             (self.run_dir / "data_shards.json").write_text(json.dumps(
                 {f"process_{i}": s for i, s in enumerate(shards)}, indent=2) + "\n")
+
+
+class ClipValidator(Validator):
+    """The validation of :class:`~waveflow.train.utils.Validator` that also names the :data:`WORST_CLIPS` worst
+    validation clips by bits per sample (the log, TensorBoard text ``val/worst_clips`` and a ``val/worst_clips``
+    list in ``metrics.jsonl``), so drift towards bad data shows while training (``waveflow score`` finds such
+    clips in a whole corpus)."""
+
+    def _nll(self) -> float:
+        tr = self.trainer
+        acc = tr.accelerator
+        values, ids = [], []
+        for batch in tr.val_dl:
+            values.append(acc.gather_for_metrics(tr.objective(batch["audio"]).nll_per_item.float()))
+            ids += acc.gather_for_metrics(list(batch["ids"]), use_gather_object=True)
+        nll = torch.cat(values)
+        if acc.is_main_process and len(ids) == len(nll):
+            self.log_worst(ids, (nll / math.log(2) + 15.0).tolist())
+        return float(nll.mean())
+
+    def log_worst(self, ids: list[str], bits: list[float]) -> list[dict]:
+        tr = self.trainer
+        worst = sorted(zip(bits, ids), reverse=True)[:WORST_CLIPS]
+        rows = [{"id": i, "bits_per_sample": round(b, 4)} for b, i in worst]
+        with open(tr.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps({"step": tr.step, "val/worst_clips": rows}) + "\n")
+        if tr.cfg.train.tracker == "tensorboard":
+            writer = tr.accelerator.get_tracker("tensorboard", unwrap=True)
+            table = "| clip | bits per sample |\n|---|---|\n" + "".join(f"| {r['id']} | {r['bits_per_sample']:.3f} |\n"
+                                                                     for r in rows)
+            writer.add_text("val/worst_clips", table, tr.step)
+        logging.getLogger("waveflow.train").info("step %d: worst validation clips: %s", tr.step, ", ".join(
+            f"{r['id']} ({r['bits_per_sample']:.2f} bits)" for r in rows))
+        return rows

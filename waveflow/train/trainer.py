@@ -36,9 +36,9 @@ from .checkpointing import EXPORT_TMP, check_changes, resume_trainer, save_train
 from .config import RunConfig
 from .data import scan
 from .ema import EMA
-from .logs import RunLog
+from .logs import ClipValidator, RunLog
 from .state import StoppedBySignal, clean_partial, find_resume_state, state_name
-from .utils import NonFiniteGuard, StopSignals, Validator, hparams, lr_factor, nll_scalars
+from .utils import NonFiniteGuard, StopSignals, hparams, lr_factor, nll_scalars
 
 log = logging.getLogger("waveflow.train")
 
@@ -103,7 +103,7 @@ class Trainer:
             self.val_dl = acc.prepare(self.val_dl)
         if cfg.train.ema_decay > 0:  # saved as ema.pt by save_checkpoint (not Accelerate's custom pickle)
             self.ema = EMA(self.model, cfg.train.ema_decay)
-        self.validator = Validator(self, corpus.splits["val"])
+        self.validator = ClipValidator(self, corpus.splits["val"])
         if resume_from is not None:
             self._resume(resume_from)
         if acc.trackers == [] and cfg.train.tracker != "none":

@@ -6,7 +6,7 @@
 #    batch 1 and 8 and a chunked 60 s utterance, with the profiler's per-op budget;
 # 3. the Vocoder end to end: eager fp32 vs eager fp16 vs the fused-kernel path (what `waveflow vocode` runs);
 # 4. the bundled starter voice (source-filter prior: its pitch synthesis is a short recursion) and a WaveFlow
-#    on the GPU, eager fp32 / fp16, on the mels of real speech.
+#    on the GPU, eager fp32 / fp16 (random mels: the pitch predictor's shortest periods, its slowest case).
 # Every result is JSON in OUT_DIR; README's "Fast fp16 inference kernels" table is filled from them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,10 +20,8 @@ python scripts/bench_kernels.py --device cuda --dtype float16 --config default -
 python scripts/bench_infer.py --device cuda --dtype float16 --config default --seconds 10 \
     --modes eager-float32,eager-float16,kernels-float16,kernels-bfloat16 --json "$out/bench_infer.json" \
     2>&1 | tee "$out/bench_infer.txt"
-speech="$out/speech.wav"
-espeak-ng -w "$speech" "Flow based models turn noise into speech, one sample at a time." 2>/dev/null || speech=""
 python scripts/bench_infer.py --device cuda --dtype float16 --checkpoint waveflow/voices/starter.pt --seconds 10 \
-    ${speech:+--audio "$speech"} --modes eager-float32,eager-float16,kernels-float16 \
+    --modes eager-float32,eager-float16,kernels-float16 \
     --json "$out/bench_infer_starter.json" 2>&1 | tee "$out/bench_infer_starter.txt"
 python scripts/bench_infer.py --device cuda --dtype float16 --config waveflow-64 --seconds 10 \
     --modes eager-float32,eager-float16 --json "$out/bench_infer_waveflow64.json" 2>&1 | tee "$out/bench_infer_waveflow64.txt"

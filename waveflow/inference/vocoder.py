@@ -32,42 +32,16 @@ import torch
 
 from ..audio import resample
 from ..checkpoints import LoadedCheckpoint, load_checkpoint
-from ..errors import WaveflowError
-from ..flows import WN
 from ..kernels import choose_inverse
 from ..mel import MelConfig, MelSpectrogram
 from ..models import VocoderModel, prepare_for_inference, receptive_field_frames
 from .denoiser import Denoiser
+from .outputs import PaddingMask, check_finite
 from .runtime import latent_noise, resolve_dtype
 
 MelLike = torch.Tensor | np.ndarray
 DEFAULT_SIGMA = 0.6  # NVIDIA's choice for speech, for models that recommend none
 DEFAULT_CHUNK_FRAMES = 1024  # 12 s at 22.05 kHz: long inputs are made in chunks this long (flat memory)
-
-
-class NonFiniteAudioError(WaveflowError, RuntimeError):
-    """The model made NaN or infinite samples (broken weights, or a mel it cannot take): nothing to write."""
-
-
-def _check_finite(audio: torch.Tensor, what: str) -> torch.Tensor:
-    bad = int((~torch.isfinite(audio)).sum())
-    if bad:
-        raise NonFiniteAudioError(f"{what}: the model made {bad} NaN or infinite samples out of {audio.numel()} "
-                                  "(its weights or this mel are broken); no audio written")
-    return audio
-
-
-class _PaddingMask:
-    """Forward hooks zeroing each WN's residual stream past each item's end (see the module docstring)."""
-
-    def __init__(self, model: VocoderModel):
-        self.mask: torch.Tensor | None = None
-        for wn in (m for m in model.modules() if isinstance(m, WN)):
-            for layer in (wn.start, *wn.res_skip_layers):
-                layer.register_forward_hook(self._hook)
-
-    def _hook(self, module, inputs, output):
-        return None if self.mask is None else output * self.mask
 
 
 class Vocoder:
@@ -131,7 +105,7 @@ class Vocoder:
             raise ValueError("need chunk_frames >= 1, context_frames >= 0, 0 <= crossfade <= chunk samples")
         self.crossfade -= self.crossfade % 2
         self.chunk_frames, self.denoiser_mode = chunk_frames, denoiser_mode
-        self._mask = _PaddingMask(self.model)
+        self._mask = PaddingMask(self.model)
         self._lock = threading.RLock()  # the padding mask is shared state of the model's hooks
         self._inverse = inverse
         self._denoiser: Denoiser | None = None
@@ -241,7 +215,7 @@ class Vocoder:
         for i, m in enumerate(items):
             if out[i] is None:
                 out[i] = torch.cat(list(self.stream(m, sigma=sigma, seed=seeds[i], denoiser_strength=denoiser_strength)))
-            _check_finite(out[i], f"mel {i + 1} of {len(items)}" if len(items) > 1 else "this mel")
+            check_finite(out[i], f"mel {i + 1} of {len(items)}" if len(items) > 1 else "this mel")
         if isinstance(mel, (torch.Tensor, np.ndarray)) and mel.ndim in (2, 3):
             return out[0] if mel.ndim == 2 else torch.stack(out)
         return out
@@ -282,7 +256,7 @@ class Vocoder:
             audio = self._infer([window], [self._latent(seed, lo_f, hi_f)], sigma, known=known)[0]
             if recursive:
                 history = audio[(max(0, stop - pad) - lo_f) * hop : (stop - lo_f) * hop]
-            audio = self.denoise(_check_finite(audio, f"frames {lo_f}..{hi_f} of this mel"), strength)
+            audio = self.denoise(check_finite(audio, f"frames {lo_f}..{hi_f} of this mel"), strength)
             lo = (start - lo_f) * hop - (half if start > 0 else 0)
             return audio[lo : (stop - lo_f) * hop + (0 if last else half)]
 

@@ -119,7 +119,7 @@ def not_speech(kind: str, n: int, rate: int, rng: np.random.Generator) -> tuple[
     raise ValueError(kind)
 
 
-def plant_corpus(src: Path, dst: Path, every: int, seed: int, kinds=tuple(KINDS)) -> dict:
+def plant_corpus(src: Path, dst: Path, every: int, seed: int, kinds=(*KINDS, *NOT_SPEECH)) -> dict:
     """Copy the LJSpeech folder ``src`` to ``dst`` and plant one defect (kinds in turn) in every ``every``-th
     clip; returns (and writes as ``dst/planted.json``) ``{path: {"kind", ...truth}}``."""
     rng = np.random.default_rng(seed)
@@ -145,8 +145,9 @@ def main() -> None:
     p.add_argument("dst", type=Path, help="the planted copy (replaced)")
     p.add_argument("--every", type=int, default=24, help="plant into one clip of this many")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--kinds", default=",".join((*KINDS, *NOT_SPEECH)), help="defect kinds, in turn")
     args = p.parse_args()
-    truth = plant_corpus(args.src, args.dst, args.every, args.seed)
+    truth = plant_corpus(args.src, args.dst, args.every, args.seed, tuple(args.kinds.split(",")))
     print(json.dumps({"planted": len(truth), "kinds": sorted({t["kind"] for t in truth.values()})}))
 
 

@@ -155,12 +155,14 @@ def test_bits_per_sample_is_the_models_exact_nll(report, checkpoint):
 # ---------------------------------------------------------------------------------------------- bad files, resuming
 @pytest.fixture
 def mixed_folder(planted, tmp_path) -> Path:
-    """Two good clips and the bad files a corpus can hold."""
+    """Three good clips (one of them stereo) and the bad files a corpus can hold."""
     folder = tmp_path / "mixed"
     folder.mkdir()
     clean = [p for p in sorted((planted[0] / "wavs").glob("*.wav")) if str(p) not in planted[1]]
     for p in clean[:2]:
         shutil.copy(p, folder / p.name)
+    audio, rate = sf.read(str(clean[2]))
+    sf.write(str(folder / "stereo.wav"), np.stack([audio, 0.5 * audio], 1), rate, subtype="PCM_16")  # mixed down
     (folder / "garbage.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really")
     sf.write(str(folder / "empty.wav"), np.zeros(0), 22050, subtype="PCM_16")
     sf.write(str(folder / "nan.wav"), np.full(22050, np.nan, dtype=np.float32), 22050, subtype="FLOAT")
@@ -175,17 +177,18 @@ def test_bad_files_are_reported_and_reruns_resume(mixed_folder, checkpoint, tmp_
             "--no-picture"]
     assert main(args) == 1  # some inputs failed; the others are scored
     data = json.loads((out / "score.json").read_text())
-    assert data["count"] == 2 and not data["complete"]
+    assert data["count"] == 3 and not data["complete"]
+    assert {Path(it["path"]).name: it["facts"]["channels"] for it in data["clips"]}["stereo.wav"] == 2
     reasons = {Path(f["path"]).name: f["reason"] for f in data["failures"]}
     assert set(reasons) == {"garbage.wav", "empty.wav", "nan.wav", "tiny.wav", "loud.wav"}, reasons
     assert "NaN" in reasons["nan.wav"] and "no audio" in reasons["empty.wav"] and "short" in reasons["tiny.wav"]
     records = sorted(p.name for p in (out / "clips").glob("*.json"))
-    assert len(records) == 2
+    assert len(records) == 3
     before = {p: p.stat().st_mtime_ns for p in (out / "clips").glob("*.json")}
     capsys.readouterr()
     assert main(args) == 1  # again: the good ones are skipped, the bad ones tried and reported again
     err = capsys.readouterr().err
-    assert "0 clips scored written, 2 skipped" in err and "failed: " in err
+    assert "0 clip records written, 3 skipped" in err and "failed: " in err
     assert before == {p: p.stat().st_mtime_ns for p in (out / "clips").glob("*.json")}
     assert not [p for p in out.rglob("*") if ".tmp" in p.name or p.name == ".waveflow-tmp" and any(p.iterdir())]
 

@@ -96,4 +96,4 @@ def run_score(args) -> int:
         items = judge(records, options.z)
         summary.notes += write_report(args.out_dir, described, items, failures, missing, not args.no_picture)
         print_summary(items, failures, args.out_dir, described, missing)
-    return finish(summary, args.summary, "clips scored")
+    return finish(summary, args.summary, "clip records")

@@ -29,6 +29,7 @@ import torch
 
 from ..audio import AudioError, resample
 from ..mel import MelConfig, MelSpectrogram
+from ..progress import progress_bar
 from .discover import BatchError, Item
 from .planner import Plan, Summary, file_seed, run_per_file
 from .score_facts import read_clip, signal_facts
@@ -165,14 +166,19 @@ def score_files(plan: Plan, scorer: Scorer, options: ScoreOptions | None = None)
     """Score the plan's clips (:func:`~.planner.make_plan` into ``REPORT/clips`` with suffix ``.json``); see
     the module docstring. Bad files are reported in the summary, never stop the job."""
     options = options or ScoreOptions()
+    todo = sum(len(plan.todo(w)) for w in plan.windows)
+    main = plan.part.launch is None or plan.part.launch.main
+    with progress_bar(total=todo, desc="score", unit="clip", enabled=options.progress and main) as bar:
 
-    def process(item: Item, tmp: Path, source: Path) -> float:
-        record = score_record(item, source, scorer, options)
-        tmp.write_text(json.dumps(record, allow_nan=False) + "\n")
-        return record["facts"]["seconds"]
+        def process(item: Item, tmp: Path, source: Path) -> float:
+            try:
+                record = score_record(item, source, scorer, options)
+                tmp.write_text(json.dumps(record, allow_nan=False) + "\n")
+                return record["facts"]["seconds"]
+            finally:
+                bar.update(1)
 
-    return run_per_file(plan, process, desc="score", expected_errors=(ValueError, OSError, RuntimeError),
-                        progress=options.progress)
+        return run_per_file(plan, process, expected_errors=(ValueError, OSError, RuntimeError), progress=False)
 
 
 def check_model(report_dir: Path, model: dict, overwrite: bool) -> None:

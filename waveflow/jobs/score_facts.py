@@ -25,6 +25,7 @@ SILENCE_FLOOR_DBFS = -70.0  # ... and any frame below this level
 FLAT = 0.25  # spectral flatness (300 Hz to 0.9 Nyquist) of noise-like frames: white noise ~0.56, vowels ~0.01
 BURST_LEVEL_DB = -6.0  # a burst frame is flat *and* at least this loud re the clip's speech level
 HUM_BASES = (50.0, 60.0)
+CLICK_LEVEL = 10 ** (-30 / 20)  # a click reaches at least this share of the clip's peak (-30 dB)
 _PCM_SCALE = {"PCM_S8": 7, "PCM_U8": 7, "PCM_16": 15, "PCM_24": 23, "PCM_32": 31}
 
 
@@ -96,9 +97,10 @@ def signal_facts(clip: Clip) -> Facts:
     v["level_dbfs"] = speech
     v["silence_fraction"] = float(silent.mean())
     v["longest_silence_s"], facts.longest_silence = _longest_run(silent, hop, rate)
-    edge = max(1, round(0.03 * rate / hop))  # the first and last ~30 ms
-    v["start_db"] = float(energy[:edge].max() - speech)
-    v["end_db"] = float(energy[-edge:].max() - speech)
+    v["start_db"], v["end_db"] = (_edge_level(x[:len(x) // 2], rate) - speech,
+                                  _edge_level(x[len(x) // 2:][::-1], rate) - speech)
+    quiet = np.convolve(energy, np.ones(5) / 5, mode="valid") if len(energy) > 5 else energy
+    v["floor_db"] = float(quiet.min() - speech)  # the quietest ~60 ms: silence, or what fills it (hum, noise)
     facts.bursts = bursts(spec, energy - speech, silent, hop, rate)
     facts.clicks = clicks(x, rate)
     v["clicks"] = len(facts.clicks)
@@ -106,6 +108,16 @@ def signal_facts(clip: Clip) -> Facts:
     v.update(hum(x, rate))
     v.update(quantisation(x, clip.scale))
     return facts
+
+
+def _edge_level(x: np.ndarray, rate: int, seconds: float = 0.03) -> float:
+    """The loudest 10 ms (mean square, dBFS, less its mean) of the first ``seconds`` of ``x``."""
+    chunk = max(1, int(0.01 * rate))
+    head = x[: max(chunk, int(seconds * rate)) // chunk * chunk]
+    if head.size < chunk:  # a clip shorter than 20 ms (it fails later for being too short to score)
+        return -200.0
+    pieces = head.reshape(-1, chunk)
+    return float(db((pieces - pieces.mean(1, keepdims=True)).var(1).max()))
 
 
 def clipping(x: np.ndarray, min_run: int = 3) -> tuple[int, int]:
@@ -171,23 +183,28 @@ def clicks(x: np.ndarray, rate: int, raw: float = 4.5, step: float = 3.5) -> lis
     """Times (s) of clicks: 2-ms blocks whose peak stands above the audio 4-12 ms before and after it, both
     in amplitude (``raw`` times the larger side's peak) and in sample-to-sample step (``step`` times). The
     larger side is the reference, so an onset out of silence is no click, and periodic pulses (a buzzy voice)
-    are not either: their neighbours are pulses too."""
+    are not either: their neighbours are pulses too. A click is also within 30 dB of the clip's peak."""
     block = max(8, int(0.002 * rate))
-    n = len(x) // block
-    if n < 16:
+    if len(x) // block < 16:
         return []
-    ratios = []
-    for signal in (np.abs(x - np.median(x)), np.abs(np.diff(x, prepend=x[:1]))):
-        peaks = signal[: n * block].reshape(n, block).max(1)
-        near = maximum_filter1d(peaks, 5)  # blocks i-2..i+2
-        side = np.maximum(np.r_[np.zeros(4), near[:-4]], np.r_[near[4:], np.zeros(4)])  # i-6..i-2, i+2..i+6
-        ratios.append(peaks / np.maximum(side, 16 * 2**-15))
+    level, by_level = _standing_out(np.abs(x - np.median(x)), block)
+    _, by_step = _standing_out(np.abs(np.diff(x, prepend=x[:1])), block)
+    audible = level >= CLICK_LEVEL * max(float(level.max()), 1e-9)
     times: list[float] = []
-    for i in np.flatnonzero((ratios[0] >= raw) & (ratios[1] >= step)):
+    for i in np.flatnonzero((by_level >= raw) & (by_step >= step) & audible):
         t = (i * block + int(np.argmax(np.abs(x[i * block:(i + 1) * block])))) / rate
         if not times or t - times[-1] > 0.01:  # one time per click
             times.append(round(t, 3))
     return times
+
+
+def _standing_out(signal: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(peak of each block, that peak over the larger of the peaks 2-6 blocks before and after it)``."""
+    n = len(signal) // block
+    peaks = signal[: n * block].reshape(n, block).max(1)
+    near = maximum_filter1d(peaks, 5)  # blocks i-2..i+2
+    side = np.maximum(np.r_[np.zeros(4), near[:-4]], np.r_[near[4:], np.zeros(4)])  # i-6..i-2, i+2..i+6
+    return peaks, peaks / np.maximum(side, 16 * 2**-15)
 
 
 def bandwidth(spec: np.ndarray, rate: int, drop_db: float = 60.0) -> dict:

@@ -6,8 +6,8 @@ spread, floored so that a corpus of near-identical clips does not call a hair's 
 - **the model**, at both tails: the bits per sample after what the clip's level explains (a robust line:
   louder clips cost more bits), and the surprise (bits over what the model expects for the clip's own mel,
   which takes out voice and loudness). ``|z| >= z`` on either: ``not like the rest: +3.1 bits/sample (z
-  6.2)``. Frame by frame, stretches whose surprise stands out from the corpus's frames are the clip's
-  ``times``; a very strong one is a reason of its own when no fact explains it;
+  6.2)``. Frame by frame: each clip's peak surprise against the corpus's peaks; stretches above the usual
+  peak are the clip's ``times``, and a very strong one is a reason of its own when no fact explains it;
 - **the facts** (:mod:`.score_facts`), each in words: clipping, clicks, bursts, hum, DC offset, band limit,
   quantisation, silence, abrupt ends, sample rate, level; those that depend on the corpus (band limit,
   quantisation, silence, ends, rate, level) are compared with the corpus's median.
@@ -79,16 +79,13 @@ class Corpus:
         self.line = theil_sen(level, bits) if self.n >= 12 else (0.0, float(np.median(bits)))
         self.residual = robust(bits - self.line[0] * level - self.line[1], 0.1)
         self.surprise = robust([r["bits_per_sample"] - r["expected_bits"] for r in records], 0.05)
-        pooled = np.concatenate([_frame_surprise(r) for r in records])
-        if pooled.size > 200_000:
-            pooled = pooled[np.linspace(0, pooled.size - 1, 200_000).astype(int)]
-        self.frames = robust(pooled, 0.1)
+        self.peaks = robust([_frame_surprise(r).max(initial=0.0) for r in records], 0.1)
         self.stat = {key: robust([f.get(key) for f in facts], floor) for key, floor in (
             ("bandwidth_hz", 200.0), ("distinct_bits", 0.3), ("silence_fraction", 0.05), ("longest_silence_s", 0.1),
             ("end_db", 3.0), ("start_db", 3.0), ("dc", 0.002), ("level_dbfs", 2.0))}
         self.rate = Counter(f["sample_rate"] for f in facts).most_common(1)[0][0]
-        self.bits = Counter(f["bits"] for f in facts if f.get("bits")).most_common(1)
-        self.bits = self.bits[0][0] if self.bits else None
+        grids = Counter(f["bits"] for f in facts if f.get("bits")).most_common(1)
+        self.bits = grids[0][0] if grids else None  # the corpus's usual sample resolution
 
     def item(self, record: dict, z: float) -> dict:
         f = record["facts"]
@@ -120,13 +117,13 @@ class Corpus:
         }
 
     def regions(self, record: dict, z: float) -> tuple[list[tuple[float, float, float]], float]:
-        """Stretches of frames whose surprise (less the clip's median) is ``z`` spreads of the corpus's frames
-        above the corpus's median, and at least 1 bit per sample: ``([(start_s, end_s, peak z)], peak z)``."""
+        """Stretches of frames whose surprise (less the clip's median) stands ``z`` spreads above the corpus's
+        median of such peaks (one per clip), and at least 1 bit per sample: ``([(start_s, end_s, peak z)],
+        the clip's peak z)``."""
         d = _frame_surprise(record)
         if not d.size:
             return [], 0.0
-        zs = (d - self.frames.median) / self.frames.spread
-        zs[:EDGE_FRAMES] = zs[-EDGE_FRAMES:] = 0.0  # a lapped transform's first and last frames are its own
+        zs = (d - self.peaks.median) / self.peaks.spread
         hit = (zs >= z) & (d >= 1.0)
         step = record["frame_seconds"]
         out, edges = [], np.diff(np.r_[0, hit.astype(np.int8), 0])
@@ -174,15 +171,21 @@ class Corpus:
                                                        s["longest_silence_s"].median + 1.0):
             out.append(f"long silence: {f['longest_silence_s']:.1f} s at {longest[0]:.1f}-{longest[1]:.1f} s")
         for edge, word in (("end_db", "ends"), ("start_db", "starts")):
-            if f[edge] >= -12 and s[edge].median <= -25:
+            if f[edge] >= -12 and f[edge] >= f.get("floor_db", -99.0) + 15 and s[edge].median <= -25:
                 out.append(f"{word} abruptly ({f[edge]:+.0f} dB re speech in its {'last' if edge == 'end_db' else 'first'}"
                            " 30 ms: cut mid-speech?)")
         return out
 
 
 def _frame_surprise(record: dict) -> np.ndarray:
+    """Bits per sample of each frame over the model's expectation, less the clip's median; the first and last
+    :data:`EDGE_FRAMES` (a lapped transform's own) are 0."""
     d = np.asarray(record["profile"], dtype=np.float64) - np.asarray(record["expected_profile"], dtype=np.float64)
-    return d - np.median(d) if d.size else d
+    if d.size <= 2 * EDGE_FRAMES:
+        return np.zeros_like(d)
+    d = d - np.median(d)
+    d[:EDGE_FRAMES] = d[-EDGE_FRAMES:] = 0.0
+    return d
 
 
 def _overlap(a, b) -> bool:

@@ -38,6 +38,7 @@ from waveflow.train.trainer import run
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 corpus = test_train.corpus
+fresh_accelerate = test_train.fresh_accelerate
 
 WAVEFLOW = WaveFlowConfig(n_flows=2, n_height=8, n_layers=2, n_channels=8, prior="source-filter", mel_shift=6.0)
 WAVEGLOW = WaveGlowConfig(n_flows=2, n_group=8, n_early_every=2, n_early_size=2, n_layers=2, n_channels=8)
@@ -195,3 +196,20 @@ def test_weight_count_guards_both_families():
         assert cfg.weight_count() == sum(p.numel() for p in model.parameters())
     assert isinstance(build_model(WAVEFLOW), WaveFlow)
     assert MelConfig().n_mels == WAVEFLOW.n_mels
+
+
+def test_a_run_saved_before_model_types_existed_resumes(corpus, tmp_path, fresh_accelerate):
+    """States written by earlier waveflows hold a config without ``model.type``: that is a WaveGlow run, and
+    resuming it must not be refused as a change of family."""
+    from test_train import _config
+
+    run_dir = tmp_path / "run"
+    args = ["train.validate_every=0", "train.log_every=1", "train.checkpoint_every=1"]
+    run(_config(corpus, run_dir, *args, "train.max_steps=1"))
+    state = run_dir / "checkpoints" / "step_000001" / "trainer_state.json"
+    saved = json.loads(state.read_text())
+    del saved["config"]["model"]["type"]
+    state.write_text(json.dumps(saved))
+    reset_accelerate()
+    run(_config(corpus, run_dir, *args, "train.max_steps=2"))
+    assert sorted(metrics(run_dir)) == [1, 2]

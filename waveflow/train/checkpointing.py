@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..audio import atomic_path
-from ..config import load_yaml, plain, to_dict
+from ..config import ConfigError, from_dict, load_yaml, plain, to_dict
 from .state import (
     TrainingError,
     commit_state,
@@ -56,8 +56,17 @@ def config_changes(saved: dict | None, cfg) -> dict[str, tuple[Any, Any]]:
     """``{key: (saved value, new value)}`` for every setting that differs from the saved run's."""
     if not saved:
         return {}
-    old, new = flat(plain(saved)), flat(plain(to_dict(cfg)))
+    old, new = flat(plain(_with_defaults(saved, type(cfg)))), flat(plain(to_dict(cfg)))
     return {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
+
+
+def _with_defaults(saved: dict, cls) -> dict:
+    """The saved config with the defaults of settings it predates filled in (a run saved before ``model.type``
+    existed is a WaveGlow run, not one whose type changed); as saved if this waveflow cannot read it."""
+    try:
+        return to_dict(from_dict(cls, saved))
+    except (ConfigError, TypeError, ValueError):
+        return saved
 
 
 def check_changes(saved: dict | None, cfg, state_dir: Path) -> dict[str, tuple[Any, Any]]:

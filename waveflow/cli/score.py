@@ -86,7 +86,7 @@ def run_score(args) -> int:
     checkpoint = load_checkpoint(args.checkpoint, weight_norm=False)
     model = checkpoint.model.float().to(device).requires_grad_(False)
     scorer = Scorer(model, checkpoint.mel_config, device, checkpoint.name or str(args.checkpoint))
-    described = scorer.describe(resolve_checkpoint(args.checkpoint))
+    described = scorer.describe(args.checkpoint, resolve_checkpoint(args.checkpoint))
     if part.launch is None or part.launch.main:
         check_model(args.out_dir, described, args.overwrite)
     summary = score_files(plan, scorer, options)

@@ -107,9 +107,10 @@ class Scorer:
                 "profile": np.concatenate(profiles[0]), "expected_profile": np.concatenate(profiles[1]),
                 "scored_seconds": count / self.mel_config.sample_rate}
 
-    def describe(self, checkpoint: str | Path) -> dict:
-        """What the report says about the model (and what a rerun checks it is the same)."""
-        path = Path(checkpoint)
+    def describe(self, checkpoint: str | Path, path: Path | None = None) -> dict:
+        """What the report says about the model (and what a rerun checks it is the same); ``path``: the file
+        ``checkpoint`` (a path or a bundled voice's name) resolves to."""
+        path = Path(path or checkpoint)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else None
         return {"checkpoint": str(checkpoint), "name": self.name, "sha256": digest,
                 "sample_rate": self.mel_config.sample_rate}

@@ -4,6 +4,7 @@ not depend on how an utterance is cut into batches or chunks."""
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -118,3 +119,19 @@ def _dtype_problem(dt: torch.dtype, device: torch.device) -> str | None:
     except (RuntimeError, NotImplementedError, TypeError) as e:
         return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return None
+
+
+@contextmanager
+def plain_cpu_convolutions(device: torch.device):
+    """On CPU, without oneDNN: it builds its convolution kernels anew for every input length, seconds a clip
+    (measured: 80 % of the time on clips of varying length; the starter voice scores at a real-time factor
+    of 0.7 without it, 1.8 with it, on one core, and vocodes 6 mels of new lengths in 9 s instead of 29-31 s).
+    Every file of a folder job, every demo upload and every chunk's remainder is a new length."""
+    if device.type != "cpu" or not torch.backends.mkldnn.enabled:
+        yield
+        return
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = True

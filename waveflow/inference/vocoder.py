@@ -37,7 +37,7 @@ from ..mel import MelConfig, MelSpectrogram
 from ..models import VocoderModel, prepare_for_inference, receptive_field_frames
 from .denoiser import Denoiser
 from .outputs import PaddingMask, check_finite
-from .runtime import latent_noise, resolve_dtype
+from .runtime import latent_noise, plain_cpu_convolutions, resolve_dtype
 
 MelLike = torch.Tensor | np.ndarray
 DEFAULT_SIGMA = 0.6  # NVIDIA's choice for speech, for models that recommend none
@@ -145,7 +145,7 @@ class Vocoder:
         for i, (m, lat) in enumerate(zip(mels, latents)):
             mel[i, :, : frames[i]] = m.to(self.device, self.dtype)
             z[i, :, : lat.shape[1]] = (lat.to(self.device) * sigma).to(self.dtype)
-        with self._lock:
+        with self._lock, plain_cpu_convolutions(self.device):
             if len(set(frames)) > 1:
                 steps = torch.arange(z.shape[2], device=self.device)
                 ends = torch.tensor(frames, device=self.device) * (self.hop_length // g)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import soundfile as sf
 import torch
 
 from ..audio import AudioError, resample
+from ..inference.runtime import plain_cpu_convolutions
 from ..mel import MelConfig, MelSpectrogram
 from ..progress import progress_bar
 from .discover import BatchError, Item
@@ -114,21 +114,6 @@ class Scorer:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else None
         return {"checkpoint": str(checkpoint), "name": self.name, "sha256": digest,
                 "sample_rate": self.mel_config.sample_rate}
-
-
-@contextmanager
-def plain_cpu_convolutions(device: torch.device):
-    """On CPU, without oneDNN: it builds its convolution kernels anew for every input length, seconds a clip
-    (measured: 80 % of the time on clips of varying length; the starter voice scores at a real-time factor
-    of 0.7 without it, 1.8 with it, on one core)."""
-    if device.type != "cpu" or not torch.backends.mkldnn.enabled:
-        yield
-        return
-    torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = True
 
 
 def score_record(item: Item, source: Path, scorer: Scorer, options: ScoreOptions) -> dict:

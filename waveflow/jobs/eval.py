@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..audio import AudioError, atomic_path, load_audio
-from ..inference.runtime import derive_seed
+from ..inference.runtime import derive_seed, plain_cpu_convolutions
 from ..mel import MelConfig, MelSpectrogram
 from ..metrics import MetricSet, compare, format_table, griffin_lim, pitch, summarize
 from ..models import prepare_for_inference
@@ -73,7 +73,8 @@ def nll_of(model: torch.nn.Module, audio: np.ndarray, config: MelConfig, device:
     """Exact NLL of a whole clip under ``model`` (sigma 1, float32): ``(nats per sample, bits per 16-bit sample)``."""
     g = model.config.sample_multiple
     x = torch.from_numpy(np.ascontiguousarray(audio[: len(audio) // g * g], dtype=np.float32)).to(device)[None]
-    out = model.nll(x, MelSpectrogram(config).to(device)(x), sigma=1.0)
+    with plain_cpu_convolutions(device):  # every clip is a new length
+        out = model.nll(x, MelSpectrogram(config).to(device)(x), sigma=1.0)
     return float(out.nll), float(out.bits_per_sample)
 
 

@@ -28,7 +28,8 @@ import torch
 
 from waveflow import MelConfig, WaveGlow, WaveGlowConfig, load_model, save_model
 from waveflow.checkpoints import CheckpointError
-from waveflow.inference.vocoder import NonFiniteAudioError, Vocoder
+from waveflow.inference.outputs import NonFiniteAudioError
+from waveflow.inference.vocoder import Vocoder
 from waveflow.mel_io import MelTooLongError, read_mel
 
 pytestmark = [pytest.mark.usefixtures("torch_single_thread"), pytest.mark.timeout(300)]

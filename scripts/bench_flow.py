@@ -24,7 +24,11 @@ import math
 import os
 import sys
 
-import torch
+# As `import waveflow` does when it loads torch: idle OpenMP threads sleep instead of spinning (on a busy
+# 2-core machine spinning threads made inference 3-10x slower). OMP_WAIT_POLICY=ACTIVE measures spinning ones.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # after the OpenMP setting
 from benchlib import (
     CONFIG_HELP,
     DTYPES,

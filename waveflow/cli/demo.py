@@ -28,13 +28,13 @@ def add_quickstart_parser(sub) -> None:
     p = add_command(
         sub,
         "quickstart",
-        "make a voice corpus, train a tiny voice (spectral prior) on CPU, vocode test clips, open the demo",
+        "make a voice corpus, train a tiny voice (source-filter prior) on CPU, vocode test clips, open the demo",
         "From nothing to a demo of your own voice, offline: the offline TTS engines (apt-get install "
         "espeak-ng flite) speak a small corpus, the tiny config trains on it on the CPU (a few minutes, with "
         "a progress bar; at most --minutes), held-out utterances are vocoded into OUT/vocoded/, and the demo "
-        "starts on the new voice. Re-running resumes. The tiny config trains with the spectral prior, so the voice "
-        "whispers the words from the first step; it is for trying the pipeline, not a voiced voice (README says how "
-        "to get one).",
+        "starts on the new voice. Re-running resumes. The tiny config trains with the source-filter prior, so the "
+        "voice speaks the words with their pitch from the first step; it is for trying the pipeline, not a natural "
+        "voice (README says how to get one).",
         "examples:\n  waveflow quickstart\n  waveflow quickstart --steps 5000 --minutes 30 -o runs/qs-long\n"
         "  waveflow quickstart --steps 5 --utterances 12 --no-demo     (a smoke test, under a minute)",
     )

@@ -4,16 +4,16 @@ Four stages, each resumable (re-running skips what is done):
 
 1. **corpus**: the offline voice corpus (:func:`waveflow.corpus.make_corpus`) speaks ``utterances`` sentences
    with one TTS voice into ``OUT/corpus`` (LJSpeech layout);
-2. **train**: the bundled ``tiny`` config with the spectral prior for ``steps`` optimizer steps into
+2. **train**: the bundled ``tiny`` config with the source-filter prior for ``steps`` optimizer steps into
    ``OUT/<voice name>/``
    (the trainer's progress bar; an interrupted run continues where it stopped);
 3. **vocode**: the held-out test utterances: their mels into ``OUT/test-mels/``, the vocoded audio and
    the originals side by side into ``OUT/vocoded/``;
 4. **demo**: the Gradio demo on the new voice (unless ``--no-demo``).
 
-With the spectral prior the voice whispers the test sentences from the first step (envelope-shaped noise that
-follows the mel); minutes of training improve its likelihood more than its sound: see the README for what to
-expect and how to get a real voice.
+With the source-filter prior the voice speaks the test sentences, voiced, from the first step (noise with the
+mel's envelope and pitch); minutes of training improve its likelihood more than its sound: see the README for
+what to expect and how to get a better voice.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from ..errors import WaveflowError
 from ..progress import progress_bar
 
 TINY_CONFIG = "tiny"  # a bundled config (waveflow/configs/waveglow-tiny.yaml)
-# The spectral prior makes the voice a whisper that follows the mel from the first step (README, "What to
-# expect"); dither keeps the flow from shrinking TTS audio's digital silence without bound.
-PRIOR_OVERRIDES = ("model.prior=spectral", "data.dequantize=true")
+# The source-filter prior makes the voice speak with the mel's envelope and pitch from the first step (README,
+# "What to expect"); dither keeps the flow from shrinking TTS audio's digital silence without bound.
+PRIOR_OVERRIDES = ("model.prior=source-filter", "data.dequantize=true")
 VOICE_PREFERENCE = ("flite-slt", "espeak-en-us")  # flite's slt is the most natural of Debian's voices
 
 
@@ -71,7 +71,7 @@ def make_voice_corpus(out_dir: Path, voice: str, utterances: int, progress: bool
 
 def train_voice(corpus: Path, run_dir: Path, steps: int, seed: int, progress: bool, config: str | Path = TINY_CONFIG,
                 minutes: float = 0.0) -> Path:
-    """Train the tiny config with the spectral prior for ``steps`` steps (or ``minutes``, if that comes first; 0 = no limit) on
+    """Train the tiny config with the source-filter prior for ``steps`` steps (or ``minutes``, if that comes first; 0 = no limit) on
     ``corpus``; returns the exported model file."""
     from ..config import find_config
     from ..train.config import load_run_config
@@ -168,8 +168,8 @@ def report(result: QuickstartResult) -> str:
         f"  voice (model)  {result.model}",
         f"  test mels      {result.mels[0].parent if result.mels else '-'}",
         f"  vocoded audio  {result.vocoded[0].parent if result.vocoded else '-'}  (<id>.wav beside <id>-original.wav)",
-        "  This tiny voice (with the spectral prior) trained for minutes on a CPU: expect a whisper that",
-        "  follows the words, not a voiced voice. For a real voice see README (LJSpeech recipe, or",
-        "  `waveflow import` of NVIDIA's published WaveGlow).",
+        "  This tiny voice (with the source-filter prior) trained for minutes on a CPU: expect a rough,",
+        "  buzzy voice with the sentence's pitch, far from natural. For a real voice see README (LJSpeech",
+        "  recipe, or `waveflow import` of NVIDIA's published WaveGlow).",
     ]
     return "\n".join(lines)

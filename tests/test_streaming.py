@@ -1,5 +1,5 @@
 """Long mels in flat memory (issue 19, hole 5): ``waveflow vocode`` reads a long ``.npy`` mel a stretch at a
-time and writes its audio block by block as it is made, so a 3-hour mel takes no more memory than a 10-second
+time and writes its audio block by block as it is made, so an hour-long mel takes no more memory than a 10-second
 one; the audio is what vocoding the whole mel in memory gives (an independent path: ``Vocoder.vocode``).
 """
 
@@ -89,13 +89,13 @@ def test_a_bad_stretch_deep_in_a_long_mel_fails_it_before_any_audio(tmp_path, vo
 
 
 @pytest.mark.slow
-def test_a_three_hour_mel_takes_the_memory_of_a_ten_second_one(tmp_path, voice):  # noqa: F811
-    """Peak resident size of ``waveflow vocode`` on a 3-hour mel (8 kHz, 5.4M frames: 173 MB of mel, 346 MB of
-    float audio in memory if read whole) within 200 MB of the same command on a 10-second mel."""
+def test_an_hour_long_mel_takes_the_memory_of_a_ten_second_one(tmp_path, voice):  # noqa: F811
+    """Peak resident size of ``waveflow vocode`` on a 1-hour mel (8 kHz, 1.8M frames: 58 MB of mel, 115 MB of
+    float audio in memory if read whole) within 50 MB of the same command on a 10-second mel."""
     import hostile_files as hf
 
     runs = {}
-    for name, frames in (("ten_seconds", 10 * RATE // HOP), ("three_hours", 3 * 3600 * RATE // HOP)):
+    for name, frames in (("ten_seconds", 10 * RATE // HOP), ("one_hour", 3600 * RATE // HOP)):
         folder = tmp_path / name
         folder.mkdir()
         hf.sparse_npy(folder / "m.npy", (N_MELS, frames))
@@ -105,7 +105,7 @@ def test_a_three_hour_mel_takes_the_memory_of_a_ten_second_one(tmp_path, voice):
         assert rc == 0 and "1 audio files written" in err, err
         assert sf.info(str(tmp_path / f"out_{name}" / "m.wav")).frames == frames * HOP
         runs[name] = peak
-    grown = runs["three_hours"] - runs["ten_seconds"]
-    print(f"peak RSS: 10 s mel {runs['ten_seconds'] / MIB:.1f} MiB, 3 h mel {runs['three_hours'] / MIB:.1f} MiB "
+    grown = runs["one_hour"] - runs["ten_seconds"]
+    print(f"peak RSS: 10 s mel {runs['ten_seconds'] / MIB:.1f} MiB, 1 h mel {runs['one_hour'] / MIB:.1f} MiB "
           f"({grown / MIB:+.1f} MiB)")
-    assert grown < 200 * 10**6, grown / MIB
+    assert grown < 50 * 10**6, grown / MIB

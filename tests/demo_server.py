@@ -59,7 +59,7 @@ class DemoServer:
     """
 
     def __init__(self, args: list[str], sandbox: Path, port: int | None = None, timeout: float = 180.0,
-                 command: list[str] | None = None):
+                 command: list[str] | None = None, env: dict[str, str] | None = None):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.sandbox = sandbox
@@ -69,11 +69,12 @@ class DemoServer:
         self.command = [*base, *args, "--port", str(self.port)]
         self.timeout = timeout
         self.proc: subprocess.Popen | None = None
+        self.extra_env = dict(env or {})
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADIO_", "MPL"))}
         # No PYTHONPATH: the installed package holds the demo by itself (a wheel install must work too).
-        env.update(HOME=str(self.home), TMPDIR=str(self.tmp), PYTHONUNBUFFERED="1")
+        env.update(HOME=str(self.home), TMPDIR=str(self.tmp), PYTHONUNBUFFERED="1", **self.extra_env)
         return env
 
     def __enter__(self) -> str:

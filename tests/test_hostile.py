@@ -349,7 +349,11 @@ def test_vocode_reports_each_hostile_mel_and_nan_audio(mels, good, tmp_path):
 @pytest.mark.slow
 def test_demo_keeps_serving_after_hostile_uploads_in_bounded_memory(mels, good, tmp_path):
     """A running demo: each hostile mel is refused with its reason, the next good request works, and the
-    server's peak memory (VmHWM) grows by no more than a few MB."""
+    server's peak memory (VmHWM) grows by far less than the smallest bomb would take (256 MiB, the zip bomb).
+
+    Good requests alone grow the peak too (measured: 3-16 MiB over this test's 6 requests, 48 MiB over 16,
+    mostly as new worker threads get their own malloc arenas), so the server runs with two arenas, warms up on
+    three good requests, and the bound is an eighth of the zip bomb."""
     pytest.importorskip("gradio")
     gradio_client = pytest.importorskip("gradio_client")
     from demo_server import DemoServer
@@ -357,7 +361,8 @@ def test_demo_keeps_serving_after_hostile_uploads_in_bounded_memory(mels, good, 
     voices = tmp_path / "voices"
     voices.mkdir()
     os.link(good["voice"], voices / "voice.pt")
-    server = DemoServer(["--voices", str(voices), "--max-seconds", "3"], tmp_path / "sandbox")
+    server = DemoServer(["--voices", str(voices), "--max-seconds", "3"], tmp_path / "sandbox",
+                        env={"MALLOC_ARENA_MAX": "2"})
     with server as url:
         client = gradio_client.Client(url, verbose=False, analytics_enabled=False,
                                       download_files=str(tmp_path / "downloads"))
@@ -368,7 +373,8 @@ def test_demo_keeps_serving_after_hostile_uploads_in_bounded_memory(mels, good, 
 
         good_mel = tmp_path / "good.npy"
         np.save(good_mel, np.full((80, 40), -5.0, np.float32))
-        vocode(good_mel)
+        for _ in range(3):
+            vocode(good_mel)
         before = _vm_hwm(server.proc.pid)
         for name in ("stride0", "zip_bomb", "pickle_GLOBAL", "pickle_p4", "meta"):
             path, pattern = mels[name]
@@ -378,7 +384,7 @@ def test_demo_keeps_serving_after_hostile_uploads_in_bounded_memory(mels, good, 
         audio, *_ = vocode(good_mel)
         assert Path(audio).is_file()
         grown = _vm_hwm(server.proc.pid) - before
-        assert grown <= 16 * MIB, grown / MIB
+        assert grown <= 32 * MIB, grown / MIB
         print(f"demo peak grew {grown / MIB:.1f} MiB over {before / MIB:.0f} MiB")
 
 

@@ -174,6 +174,17 @@ def test_every_command_runs_a_waveflow_checkpoint(trained, corpus, tmp_path, cap
     assert cli_main(["eval", str(clips[0]), "--checkpoint", ckpt, "--no-pesq", "--no-stoi", "--no-f0",
                      "--griffin-lim-iters", "0", "--json", str(report), "--no-progress"]) == 0
     assert np.isfinite(json.loads(report.read_text())["table"]["waveflow"]["nll_bits"])
+    scored = tmp_path / "score"
+    assert cli_main(["score", *map(str, clips), "-o", str(scored), "--checkpoint", ckpt, "--no-progress"]) == 0
+    ck = load_checkpoint(ckpt, weight_norm=False)
+    for item in json.loads((scored / "score.json").read_text())["clips"]:  # bits == the WaveFlow's own nll
+        audio, rate = sf.read(item["path"], dtype="float32")
+        assert rate == ck.mel_config.sample_rate
+        x = torch.from_numpy(audio[: len(audio) // 256 * 256])[None]
+        with torch.no_grad():
+            out = ck.model.eval().nll(x, MelSpectrogram(ck.mel_config)(x), sigma=1.0)
+        assert item["bits_per_sample"] == pytest.approx(float(out.bits_per_sample), abs=2e-4)
+        assert item["prior_bits"] == pytest.approx(float(out.prior) / np.log(2), abs=2e-4)
 
 
 def test_demo_handlers_run_a_waveflow_and_show_its_pitch(trained, corpus, tmp_path):

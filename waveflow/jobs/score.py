@@ -3,8 +3,8 @@
 Per clip (one JSON record in ``REPORT/clips/``, mirroring the input tree, written by the one planner of the
 folder jobs: planned first, resumable, per-file errors, shared out by ``--shard`` and ``accelerate launch``):
 
-- **the model's view**: bits per sample (the exact NLL, :meth:`nll`, with the prior's share apart), its profile
-  frame by frame (:meth:`nll_profile`), and the same for a sample the model draws from the clip's own mel at
+- **the model's view**: bits per sample (the exact NLL: the mean of its profile frame by frame,
+  :meth:`nll_profile`, which equals :meth:`nll`; the prior's share apart), that profile, and the same for a sample the model draws from the clip's own mel at
   sigma 1 (:meth:`infer`): the bits the model *expects* where the mel is what it is. Their difference, the
   **surprise**, is what the mel does not explain, overall and frame by frame (a click, a burst);
 - **plain signal facts** (:mod:`.score_facts`) of the samples as stored.
@@ -94,11 +94,13 @@ class Scorer:
                 break
             x = torch.from_numpy(np.ascontiguousarray(piece, dtype=np.float32)).to(self.device)[None]
             mel = self.mel(x)
-            out = self.model.nll(x, mel, sigma=1.0)
             sample = self.model.infer(mel, sigma=1.0, generator=generator)[:, : x.shape[1]].float()
+            # One pass for both profiles; the clip's exact NLL is its profile's mean (model.nll's, to rounding),
+            # so the only other work is the prior alone for its share (a small part of one pass).
             profile = self.model.nll_profile(torch.cat([x, sample]), mel.repeat(2, 1, 1), sigma=1.0)
             bits = profile.double().cpu().numpy() / LN2 + 15.0
-            totals += len(piece) * np.array([float(out.bits_per_sample), float(out.prior) / LN2, bits[1].mean()])
+            prior = 0.0 if self.model.prior is None else -float(self.model.prior(x, mel)[1]) / x.shape[1] / LN2
+            totals += len(piece) * np.array([bits[0].mean(), prior, bits[1].mean()])
             profiles[0].append(bits[0])
             profiles[1].append(bits[1])
         count = sum(len(p) for p in profiles[0]) * self.hop

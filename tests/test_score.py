@@ -163,6 +163,8 @@ def mixed_folder(planted, tmp_path) -> Path:
         shutil.copy(p, folder / p.name)
     audio, rate = sf.read(str(clean[2]))
     sf.write(str(folder / "stereo.wav"), np.stack([audio, 0.5 * audio], 1), rate, subtype="PCM_16")  # mixed down
+    hot = 1.5 * audio / np.abs(audio).max()
+    sf.write(str(folder / "hot.wav"), hot.astype(np.float32), rate, subtype="FLOAT")  # peak 1.5: clips as PCM
     (folder / "garbage.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really")
     sf.write(str(folder / "empty.wav"), np.zeros(0), 22050, subtype="PCM_16")
     sf.write(str(folder / "nan.wav"), np.full(22050, np.nan, dtype=np.float32), 22050, subtype="FLOAT")
@@ -176,19 +178,23 @@ def test_bad_files_are_reported_and_reruns_resume(mixed_folder, checkpoint, tmp_
     args = ["score", str(mixed_folder), "--checkpoint", str(checkpoint), "-o", str(out), "--no-progress",
             "--no-picture"]
     assert main(args) == 1  # some inputs failed; the others are scored
+    assert "4 clips are too few to tell what is unlike the rest" in capsys.readouterr().out
     data = json.loads((out / "score.json").read_text())
-    assert data["count"] == 3 and not data["complete"]
-    assert {Path(it["path"]).name: it["facts"]["channels"] for it in data["clips"]}["stereo.wav"] == 2
+    assert data["count"] == 4 and not data["complete"]
+    clips = {Path(it["path"]).name: it for it in data["clips"]}
+    assert clips["stereo.wav"]["facts"]["channels"] == 2
+    assert clips["hot.wav"]["flagged"] and "over full scale: peak 1.50" in clips["hot.wav"]["reasons"][0]
+    assert not any("full scale" in r for name, it in clips.items() if name != "hot.wav" for r in it["reasons"])
     reasons = {Path(f["path"]).name: f["reason"] for f in data["failures"]}
     assert set(reasons) == {"garbage.wav", "empty.wav", "nan.wav", "tiny.wav", "loud.wav"}, reasons
     assert "NaN" in reasons["nan.wav"] and "no audio" in reasons["empty.wav"] and "short" in reasons["tiny.wav"]
     records = sorted(p.name for p in (out / "clips").glob("*.json"))
-    assert len(records) == 3
+    assert len(records) == 4
     before = {p: p.stat().st_mtime_ns for p in (out / "clips").glob("*.json")}
     capsys.readouterr()
     assert main(args) == 1  # again: the good ones are skipped, the bad ones tried and reported again
     err = capsys.readouterr().err
-    assert "0 clip records written, 3 skipped" in err and "failed: " in err
+    assert "0 clip records written, 4 skipped" in err and "failed: " in err
     assert before == {p: p.stat().st_mtime_ns for p in (out / "clips").glob("*.json")}
     assert not [p for p in out.rglob("*") if ".tmp" in p.name or p.name == ".waveflow-tmp" and any(p.iterdir())]
 

@@ -22,6 +22,7 @@ import numpy as np
 
 HUM_LINE_DB = 11.0  # a 50/60 Hz line this far above its neighbourhood, in both halves of the clip
 EDGE_FRAMES = 2  # frames at each end of a clip left out of its surprising stretches
+MIN_CORPUS = 5  # clips needed before the model's view judges a clip against the rest (the facts judge any count)
 NYQUISTS = (4000.0, 5512.5, 8000.0, 11025.0, 12000.0, 16000.0, 22050.0, 24000.0)  # of common rates
 
 
@@ -94,14 +95,14 @@ class Corpus:
         scores = {"bits": self.residual.z(residual),
                   "surprise": self.surprise.z(record["bits_per_sample"] - record["expected_bits"])}
         key = max(scores, key=lambda k: abs(scores[k]))
-        if self.n >= 5 and abs(scores[key]) >= z:
+        if self.n >= MIN_CORPUS and abs(scores[key]) >= z:
             stat = self.residual if key == "bits" else self.surprise
             delta = scores[key] * stat.spread
             reasons.append(f"not like the rest: {delta:+.1f} bits/sample (z {scores[key]:.1f})")
         regions, peak = self.regions(record, z)
         events = [[t - 0.005, t + 0.005] for t in record["clicks"]] + record["bursts"]
         unexplained = [r for r in regions if r[2] >= 3 * z and not any(_overlap(r, e) for e in events)]
-        if unexplained and self.n >= 5:
+        if unexplained and self.n >= MIN_CORPUS:
             a, b, zz = max(unexplained, key=lambda r: r[2])
             reasons.append(f"surprising at {a:.2f}-{b:.2f} s (z {zz:.0f})")
         times = _merge([r[:2] for r in regions] + events)
@@ -133,6 +134,8 @@ class Corpus:
 
     def fact_reasons(self, record: dict) -> list[str]:
         f, s, out = record["facts"], self.stat, []
+        if f["peak"] > 1.0:
+            out.append(f"over full scale: peak {f['peak']:.2f} (float samples beyond ±1: clipped when written as PCM)")
         if f["clipped_samples"] >= 8 and f["clipped_runs"] >= 2:
             out.append(f"clipping: {f['clipped_samples']} samples in {f['clipped_runs']} runs")
         if record["clicks"]:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import atomic_path
+from .score_judge import MIN_CORPUS
 from .summary import printable
 
 CSV_FACTS = ("seconds", "sample_rate", "level_dbfs", "peak", "clipped_samples", "dc", "silence_fraction",
@@ -111,6 +112,10 @@ def print_summary(items: list[dict], failures: list[dict], report_dir: Path, mod
           f": {len(flagged)} flagged, {len(items) - len(flagged)} like the rest", file=stream)
     if missing:
         print(f"  {missing} clips are not scored yet (other shards, or failed): the judgement covers the others",
+              file=stream)
+    if 0 < len(items) < MIN_CORPUS:
+        print(f"  {len(items)} clip{'s are' if len(items) > 1 else ' is'} too few to tell what is unlike the rest "
+              f"(that takes at least {MIN_CORPUS}): only the signal facts (clipping, clicks, hum, ...) judged here",
               file=stream)
     if items:
         bits = np.array([it["bits_per_sample"] for it in items])

@@ -62,7 +62,7 @@ def make_corpus(root: Path) -> dict[str, str]:
     (bad / "text.npy").write_text("0.1 0.2 0.3\n0.4 0.5 0.6\n")
     np.save(bad / "empty.npy", np.zeros((80, 0), np.float32))
     np.save(bad / "ints.npy", np.zeros((80, 10), np.int64))
-    torch.save({"mel": torch.zeros(80, 10)}, bad / "dict.pt")
+    torch.save({"a": torch.zeros(80, 10), "b": torch.zeros(80, 10)}, bad / "dict.pt")  # which one?
     return {
         "nan.npy": "NaN",
         "wrong_nmels.npy": "mel bins",
@@ -70,7 +70,7 @@ def make_corpus(root: Path) -> dict[str, str]:
         "text.npy": "text file",
         "empty.npy": "empty",
         "ints.npy": "dtype int64",
-        "dict.pt": "not a tensor",
+        "dict.pt": "none under 'mel'",
     }
 
 
@@ -195,6 +195,12 @@ def test_load_mel_layouts(tmp_path):
     assert torch.equal(load_mel(tmp_path / "ff.npy", 80, layout="frames-first"), torch.from_numpy(mel))
     with pytest.raises(MelFileError, match="mels-first"):
         load_mel(tmp_path / "ff.npy", 80, layout="mels-first")
+    # a dict as some TTS scripts save it: its 'mel' tensor, or its only tensor; the legacy format too
+    torch.save({"mel": torch.from_numpy(mel), "lengths": torch.tensor([30])}, tmp_path / "dict.pt")
+    torch.save({"text": "hello", "feats": torch.from_numpy(mel)}, tmp_path / "one.pt",
+               _use_new_zipfile_serialization=False)
+    for name in ("dict.pt", "one.pt"):
+        assert torch.equal(load_mel(tmp_path / name, 80), torch.from_numpy(mel)), name
     square = ln_mel(80, 1)
     np.save(tmp_path / "square.npy", square)
     with pytest.warns(MelScaleWarning, match="ambiguous"):

@@ -181,8 +181,7 @@ def _open_pt(path: Path, f, size: int, is_zip: bool) -> Array:
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         first = "torch's weights-only reader refused it" if "weights_only" in first else first
         raise MelFileError(path, f"not a readable tensor file ({first})") from None
-    if not isinstance(data, torch.Tensor):
-        raise MelFileError(path, f"holds a {type(data).__name__}, not a tensor")
+    data = _the_mel(data, path)
     check_tensor(data, path, "", MelFileError)
     body = data[0] if data.dim() == 3 and data.shape[0] == 1 else data
 
@@ -235,3 +234,20 @@ def legacy_storage_bytes(head: bytes, path: Path) -> int:
     except Exception as e:  # noqa: BLE001 - a broken pickle fails anywhere
         raise MelFileError(path, f"not a readable tensor file (broken pickle: {str(e)[:200]})") from None
     return sum(declared.values())
+
+
+def _the_mel(data, path: Path) -> torch.Tensor:
+    """The tensor a ``.pt`` mel file holds: the tensor itself, or a dict's ``"mel"`` tensor, or a dict's only
+    tensor (as some TTS scripts save ``{"mel": mel, "text": ...}``)."""
+    if isinstance(data, torch.Tensor):
+        return data
+    if isinstance(data, dict):
+        tensors = {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
+        if isinstance(tensors.get("mel"), torch.Tensor):
+            return tensors["mel"]
+        if len(tensors) == 1:
+            return next(iter(tensors.values()))
+        keys = ", ".join(repr(k)[:40] for k in list(data)[:8]) + (", ..." if len(data) > 8 else "")
+        raise MelFileError(path, f"holds a dict ({keys}), not a tensor: it has {len(tensors)} tensors and none "
+                                 "under 'mel'; save the mel tensor itself, or put it under 'mel'")
+    raise MelFileError(path, f"holds a {type(data).__name__}, not a tensor")

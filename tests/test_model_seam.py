@@ -17,6 +17,7 @@ import soundfile as sf
 import test_train
 import torch
 from conftest import randomize_ends
+from test_score import assert_bits_are_the_models_nll
 from test_train import FAST, metrics, reset_accelerate
 
 from waveflow import (
@@ -176,15 +177,7 @@ def test_every_command_runs_a_waveflow_checkpoint(trained, corpus, tmp_path, cap
     assert np.isfinite(json.loads(report.read_text())["table"]["waveflow"]["nll_bits"])
     scored = tmp_path / "score"
     assert cli_main(["score", *map(str, clips), "-o", str(scored), "--checkpoint", ckpt, "--no-progress"]) == 0
-    ck = load_checkpoint(ckpt, weight_norm=False)
-    for item in json.loads((scored / "score.json").read_text())["clips"]:  # bits == the WaveFlow's own nll
-        audio, rate = sf.read(item["path"], dtype="float32")
-        assert rate == ck.mel_config.sample_rate
-        x = torch.from_numpy(audio[: len(audio) // 256 * 256])[None]
-        with torch.no_grad():
-            out = ck.model.eval().nll(x, MelSpectrogram(ck.mel_config)(x), sigma=1.0)
-        assert item["bits_per_sample"] == pytest.approx(float(out.bits_per_sample), abs=2e-4)
-        assert item["prior_bits"] == pytest.approx(float(out.prior) / np.log(2), abs=2e-4)
+    assert_bits_are_the_models_nll(json.loads((scored / "score.json").read_text())["clips"], ckpt)
 
 
 def test_demo_handlers_run_a_waveflow_and_show_its_pitch(trained, corpus, tmp_path):

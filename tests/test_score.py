@@ -138,14 +138,20 @@ def test_report_files(report):
 
 
 def test_bits_per_sample_is_the_models_exact_nll(report, checkpoint):
+    assert_bits_are_the_models_nll(report[1]["clips"][-3:], checkpoint)  # clean clips at the model's rate
+
+
+def assert_bits_are_the_models_nll(items: list[dict], checkpoint) -> None:
+    """Each scored clip's ``bits_per_sample`` and ``prior_bits`` equal ``model.nll`` computed directly on its
+    file (clips at the model's rate: no resampling in between). Also used by test_model_seam for a WaveFlow."""
     from waveflow.checkpoints import load_checkpoint
 
     ck = load_checkpoint(checkpoint, weight_norm=False)
-    model, mel_fn = ck.model.eval(), MelSpectrogram(ck.mel_config)
-    for item in report[1]["clips"][-3:]:  # clean clips at the model's rate: no resampling in between
+    model, mel_fn, hop = ck.model.eval(), MelSpectrogram(ck.mel_config), ck.mel_config.hop_length
+    for item in items:
         audio, rate = sf.read(item["path"], dtype="float32")
         assert rate == ck.mel_config.sample_rate
-        x = torch.from_numpy(audio[: len(audio) // 256 * 256])[None]
+        x = torch.from_numpy(audio[: len(audio) // hop * hop])[None]
         with torch.no_grad():
             out = model.nll(x, mel_fn(x), sigma=1.0)
         assert item["bits_per_sample"] == pytest.approx(float(out.bits_per_sample), abs=2e-4)

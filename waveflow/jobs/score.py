@@ -4,9 +4,10 @@ Per clip (one JSON record in ``REPORT/clips/``, mirroring the input tree, writte
 folder jobs: planned first, resumable, per-file errors, shared out by ``--shard`` and ``accelerate launch``):
 
 - **the model's view**: bits per sample (the exact NLL: the mean of its profile frame by frame,
-  :meth:`nll_profile`, which equals :meth:`nll`; the prior's share apart), that profile, and the same for a sample the model draws from the clip's own mel at
-  sigma 1 (:meth:`infer`): the bits the model *expects* where the mel is what it is. Their difference, the
-  **surprise**, is what the mel does not explain, overall and frame by frame (a click, a burst);
+  :meth:`nll_profile`, which equals :meth:`nll`; the prior's share apart), that profile, and the same for a
+  sample the model draws from the clip's own mel at sigma 1 (:meth:`infer`): the bits the model *expects*
+  where the mel is what it is. Their difference, the **surprise**, is what the mel does not explain, overall
+  and frame by frame (a click, a burst);
 - **plain signal facts** (:mod:`.score_facts`) of the samples as stored.
 
 Then the corpus is judged as a whole (:mod:`.score_judge`: robust statistics, human reasons) and reported

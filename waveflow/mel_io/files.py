@@ -243,7 +243,7 @@ def _the_mel(data, path: Path) -> torch.Tensor:
         return data
     if isinstance(data, dict):
         tensors = {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
-        if isinstance(tensors.get("mel"), torch.Tensor):
+        if "mel" in tensors:
             return tensors["mel"]
         if len(tensors) == 1:
             return next(iter(tensors.values()))

@@ -201,6 +201,9 @@ def test_load_mel_layouts(tmp_path):
                _use_new_zipfile_serialization=False)
     for name in ("dict.pt", "one.pt"):
         assert torch.equal(load_mel(tmp_path / name, 80), torch.from_numpy(mel)), name
+    torch.save({"mel": mel.tolist(), "lengths": torch.tensor([30])}, tmp_path / "listed.pt")
+    with pytest.raises(MelFileError, match="'mel' is a list, not a tensor"):
+        load_mel(tmp_path / "listed.pt", 80)
     square = ln_mel(80, 1)
     np.save(tmp_path / "square.npy", square)
     with pytest.warns(MelScaleWarning, match="ambiguous"):

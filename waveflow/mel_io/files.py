@@ -245,6 +245,8 @@ def _the_mel(data, path: Path) -> torch.Tensor:
         tensors = {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
         if "mel" in tensors:
             return tensors["mel"]
+        if "mel" in data:  # never another tensor in its place
+            raise MelFileError(path, f"holds a dict whose 'mel' is a {type(data['mel']).__name__}, not a tensor")
         if len(tensors) == 1:
             return next(iter(tensors.values()))
         keys = ", ".join(repr(k)[:40] for k in list(data)[:8]) + (", ..." if len(data) > 8 else "")
